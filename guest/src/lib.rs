@@ -1,0 +1,32 @@
+//! The leashed guest: a MySQL/MariaDB client compiled to a wasm32-wasip2 component.
+//!
+//! It reaches the server only through the TCP connection its host lends it (`leashed:net/tcp`)
+//! and exports `leashed:mysql/connection`.
+//!
+//! # Layout
+//! - [`proto`]: the protocol core. It never does I/O: it turns packets the server sent into
+//!   packets to send and into results (handshake and auth, commands, result sets, values).
+//! - [`link`]: the thin I/O shell. It owns the lent connection, reader and writer, frames packets
+//!   over them, and holds the one force-close that releases all three.
+//! - [`client`]: the exported `connection` resource, which drives `proto` over a `link` and
+//!   force-closes on every error that leaves the connection unusable.
+
+pub mod client;
+pub mod link;
+pub mod proto;
+
+/// Bindings generated from `wit/` (world `leashed:mysql/client`).
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "client",
+        path: "../wit",
+        pub_export_macro: true,
+        generate_all,
+    });
+}
+
+// The exports exist only in the component; native builds (the core's unit tests) skip them.
+#[cfg(target_arch = "wasm32")]
+use client::Component;
+#[cfg(target_arch = "wasm32")]
+bindings::export!(Component with_types_in bindings);

@@ -1,0 +1,120 @@
+//! The I/O shell: a lent connection with its reader and writer, and MySQL packet framing over
+//! them.
+//!
+//! This is the only module that touches `leashed:net`. It holds the one function that abandons
+//! a connection, [`release`]: every path that gives a connection up goes through it, so no
+//! stream is ever forgotten (the PyMySQL bug this project exists for).
+
+use crate::bindings::exports::leashed::mysql::types::Error;
+use crate::bindings::leashed::net::tcp::{ConnectOptions, Connection, ErrorCode, Reader, Writer};
+use crate::proto::protocol;
+use bytes::BytesMut;
+use mysql_common::proto::codec::PacketCodec;
+
+/// How many bytes to ask the host for per read.
+const READ_CHUNK: u32 = 64 * 1024;
+
+/// A lent connection with both streams, framing MySQL packets.
+///
+/// Fields are declared writer, reader, connection so that even an implicit drop releases them in
+/// the order the contract asks for; every deliberate abandon goes through [`Link::force_close`].
+pub struct Link {
+    writer: Writer,
+    reader: Reader,
+    connection: Connection,
+    codec: PacketCodec,
+    rx: BytesMut,
+    tx: BytesMut,
+}
+
+/// Releases a connection and whichever of its streams were lent: the writer, then the reader,
+/// then the connection. The single place a connection is abandoned.
+pub fn release(writer: Option<Writer>, reader: Option<Reader>, connection: Connection) {
+    drop(writer);
+    drop(reader);
+    drop(connection);
+}
+
+impl Link {
+    /// Asks the host for a connection and both its streams. On failure, whatever was obtained is
+    /// released before returning.
+    pub fn connect(host: &str, port: u16, options: &ConnectOptions) -> Result<Link, Error> {
+        let connection = Connection::connect(host, port, *options).map_err(Error::Io)?;
+        let reader = match connection.reader() {
+            Ok(reader) => reader,
+            Err(code) => {
+                release(None, None, connection);
+                return Err(Error::Io(code));
+            }
+        };
+        let writer = match connection.writer() {
+            Ok(writer) => writer,
+            Err(code) => {
+                release(None, Some(reader), connection);
+                return Err(Error::Io(code));
+            }
+        };
+        Ok(Link {
+            writer,
+            reader,
+            connection,
+            codec: PacketCodec::default(),
+            rx: BytesMut::with_capacity(READ_CHUNK as usize),
+            tx: BytesMut::new(),
+        })
+    }
+
+    /// Abandons the connection: writer, reader and connection are released, in that order.
+    pub fn force_close(self) {
+        let Link {
+            writer,
+            reader,
+            connection,
+            ..
+        } = self;
+        release(Some(writer), Some(reader), connection);
+    }
+
+    /// Sets the largest packet the codec accepts.
+    pub fn set_max_packet(&mut self, bytes: usize) {
+        self.codec.max_allowed_packet = bytes;
+    }
+
+    /// Starts a new command: packet sequence numbers restart at 0.
+    pub fn begin_command(&mut self) {
+        self.codec.reset_seq_id();
+    }
+
+    /// Frames `payload` as the next packet and writes it.
+    pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.codec
+            .encode(&mut &payload[..], &mut self.tx)
+            .map_err(|e| protocol(format!("cannot frame packet: {e}")))?;
+        let framed = self.tx.split();
+        self.writer.write(&framed).map_err(Error::Io)?;
+        Ok(())
+    }
+
+    /// Reads the next whole packet, asking the host for more bytes as needed.
+    pub fn recv(&mut self) -> Result<Vec<u8>, Error> {
+        let mut packet = Vec::new();
+        loop {
+            match self.codec.decode(&mut self.rx, &mut packet) {
+                Ok(true) => return Ok(packet),
+                Ok(false) => {}
+                Err(e) => return Err(protocol(format!("bad packet framing: {e}"))),
+            }
+            let chunk = self.reader.read(READ_CHUNK).map_err(Error::Io)?;
+            if chunk.is_empty() {
+                // The server hung up in the middle of a conversation.
+                return Err(Error::Io(ErrorCode::ConnectionReset));
+            }
+            self.rx.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The lent connection, for the calls that are not about bytes (shutdown, addresses).
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+}

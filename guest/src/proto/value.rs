@@ -1,0 +1,364 @@
+//! Text-protocol values: each cell's bytes, typed by its column definition.
+//!
+//! The text protocol sends every value as the server's own text. Numbers are parsed; DECIMAL
+//! stays text so no digit is lost; temporal values are parsed into fields and keep how many
+//! fractional digits the server wrote, so they can be written back exactly. A cell whose text
+//! does not parse for its column type is returned as `text`, unchanged, rather than lost.
+
+use super::protocol;
+use crate::bindings::exports::leashed::mysql::types::{
+    Column as ColumnInfo, Date, Datetime, Error, Time, Value,
+};
+use mysql_common::constants::{ColumnFlags, ColumnType};
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::Column;
+
+/// The character set id that marks binary data.
+pub const BINARY_CHARSET: u16 = 63;
+
+/// Decodes one text-protocol row: a length-encoded string or 0xFB (NULL) per column.
+pub fn decode_text_row(packet: &[u8], columns: &[Column]) -> Result<Vec<Value>, Error> {
+    let mut buf = ParseBuf(packet);
+    let mut row = Vec::with_capacity(columns.len());
+    for column in columns {
+        if buf.0.first() == Some(&super::LOCAL_INFILE_HEADER) {
+            buf.checked_eat_u8();
+            row.push(Value::Null);
+            continue;
+        }
+        let cell = buf
+            .checked_eat_lenenc_str()
+            .ok_or_else(|| protocol("truncated text row"))?;
+        row.push(decode_text(column, cell));
+    }
+    if !buf.is_empty() {
+        return Err(protocol("text row longer than its columns"));
+    }
+    Ok(row)
+}
+
+/// Decodes one non-NULL cell by its column's type.
+pub fn decode_text(column: &Column, cell: &[u8]) -> Value {
+    let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
+    let text = std::str::from_utf8(cell);
+    let parsed = match (column.column_type(), text) {
+        (ColumnType::MYSQL_TYPE_NULL, _) => Some(Value::Null),
+        (
+            ColumnType::MYSQL_TYPE_TINY
+            | ColumnType::MYSQL_TYPE_SHORT
+            | ColumnType::MYSQL_TYPE_INT24
+            | ColumnType::MYSQL_TYPE_LONG
+            | ColumnType::MYSQL_TYPE_LONGLONG,
+            Ok(t),
+        ) if unsigned => t.parse().ok().map(Value::Uint),
+        (
+            ColumnType::MYSQL_TYPE_TINY
+            | ColumnType::MYSQL_TYPE_SHORT
+            | ColumnType::MYSQL_TYPE_INT24
+            | ColumnType::MYSQL_TYPE_LONG
+            | ColumnType::MYSQL_TYPE_LONGLONG,
+            Ok(t),
+        ) => t.parse().ok().map(Value::Int),
+        (ColumnType::MYSQL_TYPE_YEAR, Ok(t)) => t.parse().ok().map(Value::Uint),
+        (ColumnType::MYSQL_TYPE_FLOAT, Ok(t)) => t.parse().ok().map(Value::Float),
+        (ColumnType::MYSQL_TYPE_DOUBLE, Ok(t)) => t.parse().ok().map(Value::Double),
+        (ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL, Ok(t)) => {
+            Some(Value::Decimal(t.into()))
+        }
+        (ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE, Ok(t)) => {
+            parse_date(t).map(Value::Date)
+        }
+        (ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIME2, Ok(t)) => {
+            parse_time(t).map(Value::Time)
+        }
+        (
+            ColumnType::MYSQL_TYPE_DATETIME
+            | ColumnType::MYSQL_TYPE_DATETIME2
+            | ColumnType::MYSQL_TYPE_TIMESTAMP
+            | ColumnType::MYSQL_TYPE_TIMESTAMP2,
+            Ok(t),
+        ) => parse_datetime(t).map(Value::Datetime),
+        (ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY, _) => {
+            Some(Value::Bytes(cell.to_vec()))
+        }
+        _ if column.character_set() == BINARY_CHARSET => Some(Value::Bytes(cell.to_vec())),
+        _ => None,
+    };
+    parsed.unwrap_or_else(|| match text {
+        Ok(t) => Value::Text(t.to_owned()),
+        Err(_) => Value::Bytes(cell.to_vec()),
+    })
+}
+
+/// Describes a column for the API: its name, SQL type name and raw protocol fields.
+pub fn describe_column(column: &Column) -> ColumnInfo {
+    ColumnInfo {
+        name: column.name_str().into_owned(),
+        type_name: sql_type_name(column),
+        type_code: column.column_type() as u8,
+        flags: column.flags().bits(),
+        charset: column.character_set(),
+        decimals: column.decimals(),
+    }
+}
+
+/// The SQL name of a column's type, as `SHOW COLUMNS` would spell it (without lengths).
+pub fn sql_type_name(column: &Column) -> String {
+    use ColumnType::*;
+    let flags = column.flags();
+    let binary = column.character_set() == BINARY_CHARSET;
+    let integer = |name: &str| {
+        if flags.contains(ColumnFlags::UNSIGNED_FLAG) {
+            format!("{name} UNSIGNED")
+        } else {
+            name.to_string()
+        }
+    };
+    let name = match column.column_type() {
+        MYSQL_TYPE_TINY => return integer("TINYINT"),
+        MYSQL_TYPE_SHORT => return integer("SMALLINT"),
+        MYSQL_TYPE_INT24 => return integer("MEDIUMINT"),
+        MYSQL_TYPE_LONG => return integer("INT"),
+        MYSQL_TYPE_LONGLONG => return integer("BIGINT"),
+        MYSQL_TYPE_FLOAT => "FLOAT",
+        MYSQL_TYPE_DOUBLE => "DOUBLE",
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => "DECIMAL",
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => "DATE",
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => "TIME",
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => "DATETIME",
+        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => "TIMESTAMP",
+        MYSQL_TYPE_YEAR => "YEAR",
+        MYSQL_TYPE_BIT => "BIT",
+        MYSQL_TYPE_NULL => "NULL",
+        MYSQL_TYPE_JSON => "JSON",
+        MYSQL_TYPE_GEOMETRY => "GEOMETRY",
+        MYSQL_TYPE_VECTOR => "VECTOR",
+        _ if flags.contains(ColumnFlags::ENUM_FLAG) => "ENUM",
+        _ if flags.contains(ColumnFlags::SET_FLAG) => "SET",
+        MYSQL_TYPE_ENUM => "ENUM",
+        MYSQL_TYPE_SET => "SET",
+        MYSQL_TYPE_STRING if binary => "BINARY",
+        MYSQL_TYPE_STRING => "CHAR",
+        MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR if binary => "VARBINARY",
+        MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR => "VARCHAR",
+        MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB
+            if binary =>
+        {
+            "BLOB"
+        }
+        MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB => {
+            "TEXT"
+        }
+        other => return format!("UNKNOWN({})", other as u8),
+    };
+    name.to_string()
+}
+
+/// `YYYY-MM-DD`
+fn parse_date(text: &str) -> Option<Date> {
+    let (y, rest) = text.split_once('-')?;
+    let (m, d) = rest.split_once('-')?;
+    Some(Date {
+        year: digits(y, 4)? as u16,
+        month: digits(m, 2)? as u8,
+        day: digits(d, 2)? as u8,
+    })
+}
+
+/// `[-]H..H:MM:SS[.ffffff]`, hours unbounded in width (MySQL allows up to 838).
+fn parse_time(text: &str) -> Option<Time> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (clock, (microseconds, precision)) = split_fraction(body)?;
+    let mut parts = clock.split(':');
+    let hours = parts.next().filter(|h| !h.is_empty() && h.len() <= 4)?;
+    let hours = digits(hours, hours.len())?;
+    let minutes = digits(parts.next()?, 2)? as u8;
+    let seconds = digits(parts.next()?, 2)? as u8;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Time {
+        negative,
+        hours,
+        minutes,
+        seconds,
+        microseconds,
+        precision,
+    })
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]`
+fn parse_datetime(text: &str) -> Option<Datetime> {
+    let (date, clock) = text.split_once(' ')?;
+    let (clock, (microsecond, precision)) = split_fraction(clock)?;
+    let mut parts = clock.split(':');
+    let hour = digits(parts.next()?, 2)? as u8;
+    let minute = digits(parts.next()?, 2)? as u8;
+    let second = digits(parts.next()?, 2)? as u8;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Datetime {
+        date: parse_date(date)?,
+        hour,
+        minute,
+        second,
+        microsecond,
+        precision,
+    })
+}
+
+/// Splits `HH:MM:SS.ffff` into the clock and (microseconds, digits written).
+fn split_fraction(text: &str) -> Option<(&str, (u32, u8))> {
+    match text.split_once('.') {
+        None => Some((text, (0, 0))),
+        Some((clock, fraction)) if (1..=6).contains(&fraction.len()) => {
+            let value = digits(fraction, fraction.len())?;
+            let micros = value * 10u32.pow(6 - fraction.len() as u32);
+            Some((clock, (micros, fraction.len() as u8)))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Exactly `width` ASCII digits.
+fn digits(text: &str, width: usize) -> Option<u32> {
+    if text.len() != width || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(kind: ColumnType, flags: ColumnFlags, charset: u16) -> Column {
+        Column::new(kind)
+            .with_flags(flags)
+            .with_character_set(charset)
+    }
+
+    /// The extremes of BIGINT and BIGINT UNSIGNED parse exactly.
+    #[test]
+    fn integers_keep_their_full_range() {
+        let signed = column(
+            ColumnType::MYSQL_TYPE_LONGLONG,
+            ColumnFlags::empty(),
+            BINARY_CHARSET,
+        );
+        let unsigned = column(
+            ColumnType::MYSQL_TYPE_LONGLONG,
+            ColumnFlags::UNSIGNED_FLAG,
+            BINARY_CHARSET,
+        );
+        assert!(matches!(
+            decode_text(&signed, b"-9223372036854775808"),
+            Value::Int(i64::MIN)
+        ));
+        assert!(matches!(
+            decode_text(&unsigned, b"18446744073709551615"),
+            Value::Uint(u64::MAX)
+        ));
+        assert_eq!(sql_type_name(&unsigned), "BIGINT UNSIGNED");
+    }
+
+    /// TIME beyond 24 hours, negative, and with a fraction keeps every field and its precision.
+    #[test]
+    fn time_values_keep_sign_hours_and_precision() {
+        let time = column(
+            ColumnType::MYSQL_TYPE_TIME,
+            ColumnFlags::empty(),
+            BINARY_CHARSET,
+        );
+        let Value::Time(t) = decode_text(&time, b"838:59:59") else {
+            panic!()
+        };
+        assert_eq!(
+            (t.negative, t.hours, t.minutes, t.seconds, t.precision),
+            (false, 838, 59, 59, 0)
+        );
+        let Value::Time(t) = decode_text(&time, b"-01:02:03.450") else {
+            panic!()
+        };
+        assert_eq!(
+            (t.negative, t.hours, t.microseconds, t.precision),
+            (true, 1, 450_000, 3)
+        );
+    }
+
+    /// DATETIME(6) keeps microseconds; a zero date stays zero.
+    #[test]
+    fn datetimes_keep_microseconds_and_zero_dates() {
+        let dt = column(
+            ColumnType::MYSQL_TYPE_DATETIME,
+            ColumnFlags::empty(),
+            BINARY_CHARSET,
+        );
+        let Value::Datetime(v) = decode_text(&dt, b"2024-02-29 23:59:59.123456") else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                v.date.year,
+                v.date.month,
+                v.date.day,
+                v.hour,
+                v.microsecond,
+                v.precision
+            ),
+            (2024, 2, 29, 23, 123_456, 6)
+        );
+        let Value::Datetime(z) = decode_text(&dt, b"0000-00-00 00:00:00") else {
+            panic!()
+        };
+        assert_eq!(
+            (z.date.year, z.date.month, z.date.day, z.precision),
+            (0, 0, 0, 0)
+        );
+    }
+
+    /// Binary collation gives bytes, a text collation gives text, invalid UTF-8 falls back to bytes.
+    #[test]
+    fn binary_and_text_columns_are_told_apart() {
+        let bin = column(
+            ColumnType::MYSQL_TYPE_VAR_STRING,
+            ColumnFlags::BINARY_FLAG,
+            BINARY_CHARSET,
+        );
+        let txt = column(ColumnType::MYSQL_TYPE_VAR_STRING, ColumnFlags::empty(), 45);
+        assert!(matches!(decode_text(&bin, b"\x00\xff"), Value::Bytes(ref b) if b == b"\x00\xff"));
+        assert!(matches!(decode_text(&txt, "é".as_bytes()), Value::Text(ref t) if t == "é"));
+        assert!(matches!(decode_text(&txt, b"\xff"), Value::Bytes(_)));
+        assert_eq!(
+            (sql_type_name(&bin), sql_type_name(&txt)),
+            ("VARBINARY".into(), "VARCHAR".into())
+        );
+    }
+
+    /// DECIMAL keeps the server's digits, trailing zeros included.
+    #[test]
+    fn decimals_stay_exact_text() {
+        let dec = column(
+            ColumnType::MYSQL_TYPE_NEWDECIMAL,
+            ColumnFlags::empty(),
+            BINARY_CHARSET,
+        );
+        assert!(matches!(decode_text(&dec, b"1.50"), Value::Decimal(ref d) if d == "1.50"));
+    }
+
+    /// A NULL cell (0xFB) and a row with too few cells.
+    #[test]
+    fn rows_decode_null_and_reject_truncation() {
+        let cols = [
+            column(ColumnType::MYSQL_TYPE_VAR_STRING, ColumnFlags::empty(), 45),
+            column(ColumnType::MYSQL_TYPE_LONG, ColumnFlags::empty(), 63),
+        ];
+        let row = decode_text_row(b"\xfb\x0242", &cols).unwrap();
+        assert!(matches!(row[..], [Value::Null, Value::Int(42)]));
+        assert!(decode_text_row(b"\xfb", &cols).is_err());
+    }
+}
