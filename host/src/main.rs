@@ -1,1 +1,211 @@
-fn main(){}
+//! The `leashed` command line: run SQL through the leashed guest on sockets this host lends it,
+//! then print the audit of every handle it lent.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use leashed::bindings::{ErrorCode, MysqlError, ServerError};
+use leashed::mysql_url::MysqlUrl;
+use leashed::render::{json::to_json, table::to_table};
+use leashed::{Allowlist, ComponentSource, Policy, Runtime};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit status: success.
+const EXIT_OK: u8 = 0;
+/// Exit status: the server refused (query or login error) or could not be reached.
+const EXIT_FAILED: u8 = 1;
+/// Exit status: the command line is wrong (bad URL, missing or unusable component).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "leashed",
+    version,
+    about = "A MySQL client that runs as a WebAssembly component on sockets this host lends it, \
+             with an audit of every handle it did not release.",
+    after_help = "Every run ends with an audit line on stderr: \
+                  `audit: N handles lent, N released, N open`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run SQL on a MySQL/MariaDB server through the guest component.
+    ///
+    /// The guest may connect to the URL's host:port and nowhere else.
+    #[command(after_help = "Examples:\n  \
+        leashed query --url mysql://app:secret@127.0.0.1:3306/shop 'SELECT * FROM items'\n  \
+        leashed query --url mysql://app:secret@db:3306 --format json 'SELECT 1; SELECT 2'\n\n\
+        Exit status: 0 success, 1 server/query/connection error (printed as \
+        `ERROR <code> (<sqlstate>): <message>` when the server sent one), 2 usage error.")]
+    Query(QueryArgs),
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// Server to connect to: mysql://USER:PASSWORD@HOST:PORT/DB (port defaults to 3306;
+    /// percent-encode special characters in the password).
+    #[arg(long, value_name = "URL")]
+    url: String,
+
+    /// How to print result sets.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+
+    /// Run this component instead of the embedded leashed guest. It must export
+    /// leashed:mysql/connection@0.1.0.
+    #[arg(long, value_name = "PATH")]
+    component: Option<PathBuf>,
+
+    /// Give up connecting after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    connect_timeout: f64,
+
+    /// Fail when the server sends nothing for this many seconds (default: wait as long as the
+    /// query takes).
+    #[arg(long, value_name = "SECS")]
+    read_timeout: Option<f64>,
+
+    /// The SQL to run; several words are joined with spaces. Separate statements with `;` to get
+    /// one result set each.
+    #[arg(required = true, value_name = "SQL")]
+    sql: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Boxed columns, like the mysql client.
+    Table,
+    /// {"results":[{"columns":[..],"rows":[..],"affected_rows":..,"last_insert_id":..,"warnings":..}]}
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let code = match cli.command {
+        Command::Query(args) => runtime.block_on(query(args)),
+    };
+    ExitCode::from(code)
+}
+
+async fn query(args: QueryArgs) -> u8 {
+    let url = match MysqlUrl::parse(&args.url) {
+        Ok(url) => url,
+        Err(e) => return usage(&e),
+    };
+    let Some(connect_timeout) = seconds(args.connect_timeout) else {
+        return usage("--connect-timeout must be a positive number of seconds");
+    };
+    let read_timeout = match args.read_timeout.map(seconds) {
+        Some(None) => return usage("--read-timeout must be a positive number of seconds"),
+        other => other.flatten(),
+    };
+    let source = args.component.map(ComponentSource::File).unwrap_or(ComponentSource::Embedded);
+    let runtime = match Runtime::new(&source) {
+        Ok(runtime) => runtime,
+        Err(e) => return usage(&format!("{e:#}")),
+    };
+    let policy = Policy {
+        connect_timeout,
+        read_timeout,
+        ..Policy::allowing(Allowlist::new([url.allow_entry()]))
+    };
+    let mut instance = match runtime.instantiate(policy).await {
+        Ok(instance) => instance,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return EXIT_FAILED;
+        }
+    };
+
+    let code = run_sql(&mut instance, &url, &args.sql.join(" "), args.format).await;
+    eprintln!("{}", instance.audit().summary());
+    code
+}
+
+/// Opens, queries, prints, closes. Returns the exit status.
+async fn run_sql(instance: &mut leashed::GuestInstance, url: &MysqlUrl, sql: &str, format: Format) -> u8 {
+    let conn = match instance.open(&url.connect_options()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return report(&e, url),
+        Err(trap) => return trapped(&trap),
+    };
+    let outcome = instance.query(conn, sql).await;
+    let code = match outcome {
+        Ok(Ok(sets)) => {
+            print_results(&sets, format);
+            EXIT_OK
+        }
+        Ok(Err(failure)) => {
+            print_results(&failure.completed, format);
+            report(&failure.error, url)
+        }
+        Err(trap) => return trapped(&trap),
+    };
+    match instance.close(conn).await {
+        Ok(_) => code,
+        Err(trap) => trapped(&trap),
+    }
+}
+
+fn print_results(sets: &[leashed::bindings::ResultSet], format: Format) {
+    match format {
+        Format::Table => print!("{}", to_table(sets)),
+        Format::Json => println!("{}", to_json(sets)),
+    }
+}
+
+/// Prints a guest-reported error the way the mysql client does, and returns the exit status.
+fn report(error: &MysqlError, url: &MysqlUrl) -> u8 {
+    let server = |e: &ServerError| eprintln!("ERROR {} ({}): {}", e.code, e.sql_state, e.message);
+    match error {
+        MysqlError::Server(e) | MysqlError::Auth(e) => server(e),
+        MysqlError::Io(ErrorCode::Denied) => eprintln!(
+            "error: connecting to {}:{} was denied by the host's allowlist",
+            url.host, url.port
+        ),
+        MysqlError::Io(code) => eprintln!("error: cannot talk to {}:{}: {}", url.host, url.port, describe(code)),
+        MysqlError::Protocol(what) => eprintln!("error: protocol error: {what}"),
+        MysqlError::Closed => eprintln!("error: the connection is closed"),
+    }
+    EXIT_FAILED
+}
+
+fn describe(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::Denied => "denied by the allowlist".into(),
+        ErrorCode::LimitReached => "the host's connection limit is reached".into(),
+        ErrorCode::NameUnresolvable => "the host name does not resolve".into(),
+        ErrorCode::ConnectionRefused => "connection refused".into(),
+        ErrorCode::ConnectionReset => "the connection was reset or closed by the server".into(),
+        ErrorCode::TimedOut => "timed out".into(),
+        ErrorCode::Closed => "the connection is closed".into(),
+        ErrorCode::InvalidState => "invalid socket state".into(),
+        ErrorCode::Other(text) => text.clone(),
+    }
+}
+
+fn trapped(trap: &wasmtime::Error) -> u8 {
+    eprintln!("error: the guest trapped: {}", trap.root_cause());
+    EXIT_FAILED
+}
+
+fn usage(message: &str) -> u8 {
+    eprintln!("error: {message}");
+    eprintln!("(see `leashed query --help`)");
+    EXIT_USAGE
+}
+
+fn seconds(value: f64) -> Option<Duration> {
+    (value.is_finite() && value > 0.0).then(|| Duration::from_secs_f64(value))
+}

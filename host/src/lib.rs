@@ -1,0 +1,35 @@
+//! leashed: a wasmtime host that lends TCP sockets to a WebAssembly MySQL client, under a policy,
+//! and audits every handle the guest did not release.
+//!
+//! # Layout
+//! - [`bindings`]: types and traits generated from `wit/`.
+//! - [`net`]: leashed:net — the lent sockets ([`net::socket`]), their host traits
+//!   ([`net::tcp`]), the allowlist and the error mapping.
+//! - [`policy`]: what a store's guest may do (allowlist, timeouts).
+//! - [`audit`]: the handle registry; [`os_fds`]: the OS's view of the same sockets.
+//! - [`state`]: the per-store state the imports work on.
+//! - [`component`], [`runtime`]: loading a component and instantiating it (wiring only).
+//! - [`instance`]: typed calls into a guest instance's leashed:mysql exports.
+//! - [`render`]: result sets as a mysql-style table or as JSON.
+//! - [`mysql_url`]: `mysql://` URLs to connect options.
+//!
+//! The `leashed` binary (src/main.rs) is a thin CLI over these.
+
+pub mod audit;
+pub mod bindings;
+pub mod component;
+pub mod instance;
+pub mod mysql_url;
+pub mod net;
+pub mod os_fds;
+pub mod policy;
+pub mod render;
+pub mod runtime;
+pub mod state;
+
+pub use audit::{Audit, HandleId, HandleKind, HandleRecord, Release, Summary};
+pub use component::ComponentSource;
+pub use instance::{GuestInstance, MysqlHandle};
+pub use net::allowlist::{AllowEntry, Allowlist};
+pub use policy::Policy;
+pub use runtime::Runtime;

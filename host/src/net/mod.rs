@@ -1,0 +1,6 @@
+//! `leashed:net`: the TCP connections the host lends to guests.
+
+pub mod allowlist;
+pub mod error;
+pub mod socket;
+pub mod tcp;

@@ -1,0 +1,164 @@
+//! The state behind each lent handle: one OS socket shared by a connection and the reader and
+//! writer it lends.
+//!
+//! The socket is reference-counted: the OS fd closes when the connection and every stream lent
+//! from it are gone, which is exactly the drop rule the WIT contract states. Every table entry
+//! owns a [`HandleGuard`], so releasing a handle is recorded by the audit whichever way the
+//! entry dies (guest drop, or store teardown).
+
+use crate::audit::HandleGuard;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Largest single read the host serves, whatever `max` the guest asks for.
+pub const MAX_READ: usize = 1 << 20;
+
+/// One connected OS socket and the limits that apply to it.
+#[derive(Debug)]
+pub struct Socket {
+    stream: TcpStream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub read_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
+    reader_lent: AtomicBool,
+    writer_lent: AtomicBool,
+}
+
+/// Which stream of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamSide {
+    Read,
+    Write,
+}
+
+impl Socket {
+    pub fn new(
+        stream: TcpStream,
+        read_timeout: Option<Duration>,
+        write_timeout: Option<Duration>,
+    ) -> io::Result<Arc<Socket>> {
+        Ok(Arc::new(Socket {
+            peer: stream.peer_addr()?,
+            local: stream.local_addr()?,
+            stream,
+            read_timeout,
+            write_timeout,
+            reader_lent: AtomicBool::new(false),
+            writer_lent: AtomicBool::new(false),
+        }))
+    }
+
+    /// The OS file descriptor, for the audit's cross-check.
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.stream.as_raw_fd()
+    }
+
+    fn lent_flag(&self, side: StreamSide) -> &AtomicBool {
+        match side {
+            StreamSide::Read => &self.reader_lent,
+            StreamSide::Write => &self.writer_lent,
+        }
+    }
+
+    /// Marks a stream as lent; false if one is lent already.
+    pub fn try_lend(&self, side: StreamSide) -> bool {
+        !self.lent_flag(side).swap(true, Ordering::AcqRel)
+    }
+
+    /// Marks a stream as returned.
+    pub fn give_back(&self, side: StreamSide) {
+        self.lent_flag(side).store(false, Ordering::Release);
+    }
+
+    /// Reads up to `max` bytes, waiting for at least one; an empty result is end of stream.
+    pub async fn read(&self, max: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; max.clamp(1, MAX_READ)];
+        let read = async {
+            loop {
+                self.stream.readable().await?;
+                match self.stream.try_read(&mut buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let n = with_timeout(self.read_timeout, read).await?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Writes all of `bytes`.
+    pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let wrote = with_timeout(self.write_timeout, async {
+                loop {
+                    self.stream.writable().await?;
+                    match self.stream.try_write(bytes) {
+                        Ok(n) => return Ok(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            })
+            .await?;
+            bytes = &bytes[wrote..];
+        }
+        Ok(())
+    }
+
+    /// `shutdown(2)` on one or both directions.
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        socket2::SockRef::from(&self.stream).shutdown(how)
+    }
+}
+
+/// Runs `op`, failing with `TimedOut` after `limit` (if any).
+pub async fn with_timeout<T>(limit: Option<Duration>, op: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    match limit {
+        None => op.await,
+        Some(limit) => tokio::time::timeout(limit, op)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
+    }
+}
+
+/// A `connection` handle: the socket, and its audit guard.
+#[derive(Debug)]
+pub struct LentConnection {
+    pub socket: Arc<Socket>,
+    pub guard: HandleGuard,
+}
+
+/// A `reader` handle, lent by a connection.
+#[derive(Debug)]
+pub struct LentReader {
+    pub socket: Arc<Socket>,
+    pub guard: HandleGuard,
+}
+
+/// A `writer` handle, lent by a connection.
+#[derive(Debug)]
+pub struct LentWriter {
+    pub socket: Arc<Socket>,
+    pub guard: HandleGuard,
+}
+
+impl Drop for LentReader {
+    fn drop(&mut self) {
+        self.socket.give_back(StreamSide::Read);
+    }
+}
+
+impl Drop for LentWriter {
+    fn drop(&mut self) {
+        self.socket.give_back(StreamSide::Write);
+    }
+}

@@ -1,0 +1,41 @@
+//! The OS's own view of our sockets: /proc/self/fd, for cross-checking the audit.
+//!
+//! A handle's record keeps its fd and the socket's inode; the socket is really open while
+//! `/proc/self/fd/<fd>` still links to `socket:[<inode>]` (an fd number alone may be reused).
+//! Off Linux these answer `None`.
+
+use crate::net::socket::Socket;
+
+/// The fd behind a socket.
+pub fn fd_of(socket: &Socket) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        Some(socket.raw_fd())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
+/// The inode of the socket `fd` refers to, if it refers to a socket.
+pub fn socket_inode(fd: i32) -> Option<u64> {
+    let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    let target = target.to_str()?;
+    target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Whether the socket with this inode is still open as `fd` in this process.
+pub fn socket_is_open(fd: i32, inode: u64) -> bool {
+    socket_inode(fd) == Some(inode)
+}
+
+/// Every socket inode this process has open, from /proc/self/fd.
+pub fn open_socket_inodes() -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(socket_inode)
+        .collect()
+}

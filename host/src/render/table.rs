@@ -1,0 +1,145 @@
+//! The table output format, laid out like the mysql command-line client's:
+//! boxed columns, numbers right-aligned, NULL as `NULL`, binary values as `0x…` hex, then a
+//! line such as `2 rows in set` or `Query OK, 1 row affected`.
+
+use super::{date_text, datetime_text, time_text};
+use crate::bindings::{ResultSet, Value};
+use std::fmt::Write;
+
+/// Renders every result set, one after the other.
+pub fn to_table(results: &[ResultSet]) -> String {
+    let mut out = String::new();
+    for set in results {
+        render_set(&mut out, set);
+    }
+    out
+}
+
+fn render_set(out: &mut String, set: &ResultSet) {
+    if set.columns.is_empty() {
+        let rows = plural(set.affected_rows, "row");
+        let _ = write!(out, "Query OK, {rows} affected");
+        if set.warnings > 0 {
+            let _ = write!(out, ", {}", plural(set.warnings.into(), "warning"));
+        }
+        out.push('\n');
+        if !set.info.is_empty() {
+            let _ = writeln!(out, "{}", set.info);
+        }
+        return;
+    }
+    if set.rows.is_empty() {
+        out.push_str("Empty set\n");
+        return;
+    }
+    let cells: Vec<Vec<(String, bool)>> = set.rows.iter().map(|row| row.iter().map(cell).collect()).collect();
+    let mut widths: Vec<usize> = set.columns.iter().map(|c| c.name.chars().count()).collect();
+    for row in &cells {
+        for (width, (text, _)) in widths.iter_mut().zip(row) {
+            *width = (*width).max(text.chars().count());
+        }
+    }
+    let rule: String = widths.iter().fold(String::from("+"), |mut s, w| {
+        s.push_str(&"-".repeat(w + 2));
+        s.push('+');
+        s
+    });
+    let line = |out: &mut String, texts: &mut dyn Iterator<Item = (&str, bool)>| {
+        out.push('|');
+        for ((text, right), width) in texts.zip(&widths) {
+            let pad = width - text.chars().count();
+            if right {
+                let _ = write!(out, " {}{text} |", " ".repeat(pad));
+            } else {
+                let _ = write!(out, " {text}{} |", " ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    };
+    let _ = writeln!(out, "{rule}");
+    line(out, &mut set.columns.iter().map(|c| (c.name.as_str(), false)));
+    let _ = writeln!(out, "{rule}");
+    for row in &cells {
+        line(out, &mut row.iter().map(|(t, right)| (t.as_str(), *right)));
+    }
+    let _ = writeln!(out, "{rule}");
+    let _ = write!(out, "{} in set", plural(set.rows.len() as u64, "row"));
+    if set.warnings > 0 {
+        let _ = write!(out, ", {}", plural(set.warnings.into(), "warning"));
+    }
+    out.push('\n');
+}
+
+/// The cell's text and whether it is right-aligned (numbers are).
+fn cell(value: &Value) -> (String, bool) {
+    match value {
+        Value::Null => ("NULL".into(), false),
+        Value::Int(v) => (v.to_string(), true),
+        Value::Uint(v) => (v.to_string(), true),
+        Value::Float(v) => (v.to_string(), true),
+        Value::Double(v) => (v.to_string(), true),
+        Value::Decimal(v) => (v.clone(), true),
+        Value::Text(v) => (v.clone(), false),
+        Value::Bytes(bytes) => (bytes.iter().fold(String::from("0x"), |mut s, b| {
+            let _ = write!(s, "{b:02X}");
+            s
+        }), false),
+        Value::Date(d) => (date_text(d), false),
+        Value::Time(t) => (time_text(t), false),
+        Value::Datetime(dt) => (datetime_text(dt), false),
+    }
+}
+
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::Column;
+
+    fn column(name: &str) -> Column {
+        Column { name: name.into(), type_name: "X".into(), type_code: 0, flags: 0, charset: 63, decimals: 0 }
+    }
+
+    /// Boxed like the mysql client: numbers right, text left, NULL spelled out, bytes as hex.
+    #[test]
+    fn rows_render_as_a_boxed_table() {
+        let set = ResultSet {
+            columns: vec![column("id"), column("name"), column("raw")],
+            rows: vec![
+                vec![Value::Int(1), Value::Text("alice".into()), Value::Bytes(vec![0, 255])],
+                vec![Value::Int(10), Value::Null, Value::Null],
+            ],
+            affected_rows: 0,
+            last_insert_id: 0,
+            warnings: 0,
+            info: String::new(),
+        };
+        let expected = "\
++----+-------+--------+
+| id | name  | raw    |
++----+-------+--------+
+|  1 | alice | 0x00FF |
+| 10 | NULL  | NULL   |
++----+-------+--------+
+2 rows in set
+";
+        assert_eq!(to_table(&[set]), expected);
+    }
+
+    /// Statements without rows print their counters.
+    #[test]
+    fn ok_results_print_counters() {
+        let set = ResultSet {
+            columns: vec![],
+            rows: vec![],
+            affected_rows: 1,
+            last_insert_id: 0,
+            warnings: 0,
+            info: "Rows matched: 1  Changed: 1  Warnings: 0".into(),
+        };
+        assert_eq!(to_table(&[set]), "Query OK, 1 row affected\nRows matched: 1  Changed: 1  Warnings: 0\n");
+    }
+}
