@@ -5,9 +5,7 @@
 //! server error (an ERR packet) leaves it open.
 
 use crate::bindings::exports::leashed::mysql::connection::{self, GuestConnection};
-use crate::bindings::exports::leashed::mysql::types::{
-    ConnectOptions, Error, QueryError, ResultSet,
-};
+use crate::bindings::exports::leashed::mysql::types::{ConnectOptions, Error, QueryError, ResultSet};
 use crate::bindings::leashed::net::tcp::ConnectOptions as NetOptions;
 use crate::link::Link;
 use crate::proto::command::{com_ping, com_query, com_quit};
@@ -95,9 +93,7 @@ impl GuestConnection for MysqlConnection {
         match login(&mut link, &creds) {
             Ok(server) => {
                 let session = Session { link, server };
-                Ok(connection::Connection::new(MysqlConnection {
-                    session: RefCell::new(Some(session)),
-                }))
+                Ok(connection::Connection::new(MysqlConnection { session: RefCell::new(Some(session)) }))
             }
             Err(error) => {
                 link.force_close();
@@ -108,16 +104,10 @@ impl GuestConnection for MysqlConnection {
 
     fn query(&self, sql: String) -> Result<Vec<ResultSet>, QueryError> {
         self.with_session(
-            || QueryError {
-                completed: Vec::new(),
-                error: Error::Closed,
-            },
+            || QueryError { completed: Vec::new(), error: Error::Closed },
             |e| &e.error,
             |session| {
-                let fail = |error| QueryError {
-                    completed: Vec::new(),
-                    error,
-                };
+                let fail = |error| QueryError { completed: Vec::new(), error };
                 session.link.begin_command();
                 session.link.send(&com_query(&sql)).map_err(fail)?;
                 let mut response = QueryResponse::new(session.server.capabilities);
@@ -140,10 +130,7 @@ impl GuestConnection for MysqlConnection {
                 session.link.send(&com_ping())?;
                 let packet = session.link.recv()?;
                 if packet.first() == Some(&ERR_HEADER) {
-                    return Err(Error::Server(parse_err(
-                        &packet,
-                        session.server.capabilities,
-                    )?));
+                    return Err(Error::Server(parse_err(&packet, session.server.capabilities)?));
                 }
                 parse_ok::<CommonOkPacket>(&packet, session.server.capabilities)?;
                 Ok(())

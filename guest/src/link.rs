@@ -66,12 +66,7 @@ impl Link {
 
     /// Abandons the connection: writer, reader and connection are released, in that order.
     pub fn force_close(self) {
-        let Link {
-            writer,
-            reader,
-            connection,
-            ..
-        } = self;
+        let Link { writer, reader, connection, .. } = self;
         release(Some(writer), Some(reader), connection);
     }
 

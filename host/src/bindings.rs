@@ -19,7 +19,7 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub use self::leashed::net::tcp::ErrorCode;
 pub use exports::leashed::mysql::types::{
     Column, ConnectOptions, Date, Datetime, Error as MysqlError, QueryError, ResultSet, ServerError, Time, Value,
 };
-pub use leashed::net::tcp::ErrorCode;

@@ -1,11 +1,11 @@
 //! Where the guest component comes from: the one built from guest/ and embedded at build time,
 //! or a file the user names.
 
-use wasmtime::bail;
-use wasmtime::error::Context;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
+use wasmtime::bail;
 use wasmtime::component::Component;
+use wasmtime::error::Context;
 
 /// The leashed guest, built from guest/ by build.rs.
 pub static EMBEDDED_GUEST: &[u8] = include_bytes!(env!("LEASHED_GUEST_WASM"));
@@ -43,7 +43,9 @@ impl ComponentSource {
 fn compile_file(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("component file '{}' does not exist", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("component file '{}' does not exist", path.display())
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot read component file '{}'", path.display())),
     };
     if !bytes.starts_with(b"\0asm") {

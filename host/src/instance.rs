@@ -32,7 +32,11 @@ impl GuestInstance {
     }
 
     /// Runs one or more statements.
-    pub async fn query(&mut self, conn: MysqlHandle, sql: &str) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
+    pub async fn query(
+        &mut self,
+        conn: MysqlHandle,
+        sql: &str,
+    ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
         let api = self.client.leashed_mysql_connection().connection();
         api.call_query(&mut self.store, conn.0, sql).await
     }

@@ -115,11 +115,7 @@ async fn query(args: QueryArgs) -> u8 {
         Ok(runtime) => runtime,
         Err(e) => return usage(&format!("{e:#}")),
     };
-    let policy = Policy {
-        connect_timeout,
-        read_timeout,
-        ..Policy::allowing(Allowlist::new([url.allow_entry()]))
-    };
+    let policy = Policy { connect_timeout, read_timeout, ..Policy::allowing(Allowlist::new([url.allow_entry()])) };
     let mut instance = match runtime.instantiate(policy).await {
         Ok(instance) => instance,
         Err(e) => {
@@ -170,10 +166,9 @@ fn report(error: &MysqlError, url: &MysqlUrl) -> u8 {
     let server = |e: &ServerError| eprintln!("ERROR {} ({}): {}", e.code, e.sql_state, e.message);
     match error {
         MysqlError::Server(e) | MysqlError::Auth(e) => server(e),
-        MysqlError::Io(ErrorCode::Denied) => eprintln!(
-            "error: connecting to {}:{} was denied by the host's allowlist",
-            url.host, url.port
-        ),
+        MysqlError::Io(ErrorCode::Denied) => {
+            eprintln!("error: connecting to {}:{} was denied by the host's allowlist", url.host, url.port)
+        }
         MysqlError::Io(code) => eprintln!("error: cannot talk to {}:{}: {}", url.host, url.port, describe(code)),
         MysqlError::Protocol(what) => eprintln!("error: protocol error: {what}"),
         MysqlError::Closed => eprintln!("error: the connection is closed"),

@@ -21,6 +21,9 @@ pub struct MysqlUrl {
 
 impl MysqlUrl {
     pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.contains("://") {
+            return Err(format!("malformed URL '{}': expected mysql://USER:PASSWORD@HOST:PORT/DB", redact(text)));
+        }
         let url = Url::parse(text).map_err(|e| format!("malformed URL '{}': {e}", redact(text)))?;
         if url.scheme() != "mysql" && url.scheme() != "mariadb" {
             return Err(format!("URL scheme must be mysql://, not {}://", url.scheme()));
@@ -118,7 +121,14 @@ mod tests {
     /// Malformed URLs are refused with a reason, and never echo the password.
     #[test]
     fn malformed_urls_are_refused() {
-        for bad in ["127.0.0.1:3306", "http://u@h/db", "mysql://h/db", "mysql://u@h:99999/db", "mysql://u@h/a/b", "mysql://u@h/db?ssl=1"] {
+        for bad in [
+            "127.0.0.1:3306",
+            "http://u@h/db",
+            "mysql://h/db",
+            "mysql://u@h:99999/db",
+            "mysql://u@h/a/b",
+            "mysql://u@h/db?ssl=1",
+        ] {
             assert!(MysqlUrl::parse(bad).is_err(), "{bad} should be refused");
         }
         let err = MysqlUrl::parse("mysql://u:secret@h:notaport/db").unwrap_err();

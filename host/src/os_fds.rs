@@ -34,8 +34,5 @@ pub fn socket_is_open(fd: i32, inode: u64) -> bool {
 /// Every socket inode this process has open, from /proc/self/fd.
 pub fn open_socket_inodes() -> Vec<u64> {
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(socket_inode)
-        .collect()
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).filter_map(socket_inode).collect()
 }

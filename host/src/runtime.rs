@@ -7,8 +7,8 @@ use crate::component::ComponentSource;
 use crate::instance::GuestInstance;
 use crate::policy::Policy;
 use crate::state::HostState;
-use wasmtime::error::Context;
 use wasmtime::component::{HasSelf, Linker};
+use wasmtime::error::Context;
 use wasmtime::{Config, Engine, Store};
 
 /// A compiled guest, ready to be instantiated any number of times (each in its own store).
@@ -23,6 +23,12 @@ impl Runtime {
     pub fn new(source: &ComponentSource) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+        // Compiling the guest takes about a second; wasmtime's on-disk cache (keyed by the
+        // component's bytes and the engine's settings) makes later runs start at once. Without a
+        // usable cache directory we simply compile every time.
+        if let Ok(cache) = wasmtime::Cache::from_file(None) {
+            config.cache(Some(cache));
+        }
         let engine = Engine::new(&config)?;
         let component = source.compile(&engine)?;
 

@@ -18,12 +18,8 @@ impl HostState {
     /// A fresh state. The guest's WASI gets stderr (for its panics) and no network of its own:
     /// wasi:sockets is switched off, so leashed:net is the only way out.
     pub fn new(policy: Policy) -> Self {
-        let wasi = WasiCtx::builder()
-            .inherit_stderr()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi =
+            WasiCtx::builder().inherit_stderr().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         HostState { table: ResourceTable::new(), wasi, policy, audit: Audit::default() }
     }
 }

@@ -1,1 +1,92 @@
+//! Shared fixture for the end-to-end tests: the compiled guest (once per test binary), the
+//! private MariaDB's URLs, OS-level socket checks, and a fault-injecting TCP proxy.
+//!
+//! The server comes from `scripts/mariadb` (scripts/test starts it and exports
+//! `LEASHED_TEST_*_URL`); tests fail loudly, never skip, when it is missing.
 
+pub mod fault_proxy;
+
+use leashed::bindings::ConnectOptions;
+use leashed::mysql_url::MysqlUrl;
+use leashed::{Allowlist, ComponentSource, GuestInstance, HandleId, HandleRecord, Policy, Runtime};
+use std::sync::OnceLock;
+
+/// The embedded guest, compiled once per test binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(&ComponentSource::Embedded).expect("the embedded guest compiles"))
+}
+
+/// Which test account.
+#[derive(Debug, Clone, Copy)]
+pub enum Account {
+    /// `leashed_native`, authenticated by mysql_native_password.
+    Native,
+    /// `leashed_ed25519`, authenticated by client_ed25519.
+    Ed25519,
+}
+
+/// The private MariaDB's URL for an account.
+pub fn url(account: Account) -> MysqlUrl {
+    let var = match account {
+        Account::Native => "LEASHED_TEST_NATIVE_URL",
+        Account::Ed25519 => "LEASHED_TEST_ED25519_URL",
+    };
+    let text = std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests with scripts/test (it starts the private MariaDB), or `eval \"$(scripts/mariadb env)\"` after `scripts/mariadb start`")
+    });
+    MysqlUrl::parse(&text).expect("the test URL parses")
+}
+
+/// A policy that allows exactly `url`'s server.
+pub fn policy_for(url: &MysqlUrl) -> Policy {
+    Policy::allowing(Allowlist::new([url.allow_entry()]))
+}
+
+/// A fresh guest instance allowed to reach `url`.
+pub async fn instance_for(url: &MysqlUrl) -> GuestInstance {
+    runtime().instantiate(policy_for(url)).await.expect("instantiate")
+}
+
+/// Connect options for `url`.
+pub fn options(url: &MysqlUrl) -> ConnectOptions {
+    url.connect_options()
+}
+
+/// The handles of one connection: the connection and every stream lent from it.
+pub fn handles_of(records: &[HandleRecord], connection: HandleId) -> Vec<HandleRecord> {
+    records.iter().filter(|r| r.id == connection || r.parent == Some(connection)).cloned().collect()
+}
+
+/// Asserts the audit has nothing open and the OS has closed the socket of every lent handle.
+pub fn assert_all_released_and_closed(instance: &GuestInstance) {
+    let records = instance.audit().records();
+    let open: Vec<_> = records.iter().filter(|r| r.released.is_none()).collect();
+    assert!(open.is_empty(), "handles still open: {open:#?}");
+    for record in &records {
+        let (fd, inode) = (record.fd.expect("fd recorded"), record.socket_inode.expect("inode recorded"));
+        assert!(
+            !leashed::os_fds::socket_is_open(fd, inode),
+            "{} {} was released but its socket (fd {fd}, inode {inode}) is still open",
+            record.kind,
+            record.id
+        );
+    }
+}
+
+/// Asserts a connection's handles are exactly connection + reader + writer, all released by the
+/// guest, and their socket closed.
+pub fn assert_guest_released_connection(instance: &GuestInstance, connection: HandleId) {
+    let handles = handles_of(&instance.audit().records(), connection);
+    let kinds: Vec<String> = handles.iter().map(|h| h.kind.to_string()).collect();
+    assert_eq!(kinds, ["connection", "reader", "writer"], "handles of {connection}");
+    for h in &handles {
+        assert_eq!(h.released, Some(leashed::Release::GuestDropped), "{} {} not dropped by the guest", h.kind, h.id);
+        assert!(!leashed::os_fds::socket_is_open(h.fd.unwrap(), h.socket_inode.unwrap()), "socket of {} open", h.id);
+    }
+}
+
+/// The ids of the connections lent so far.
+pub fn connections(instance: &GuestInstance) -> Vec<HandleId> {
+    instance.audit().records().iter().filter(|r| r.kind == leashed::HandleKind::Connection).map(|r| r.id).collect()
+}

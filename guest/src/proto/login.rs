@@ -10,9 +10,7 @@ use crate::bindings::exports::leashed::mysql::types::{Error, ServerError};
 use mysql_common::auth::plugins::{AuthProc, ChallengeResponsePlugin, Context, Response};
 use mysql_common::constants::CapabilityFlags;
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{
-    AuthMoreData, AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse,
-};
+use mysql_common::packets::{AuthMoreData, AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::MySerialize;
 
 /// The largest packet this client announces it accepts (the server's max_allowed_packet still
@@ -102,19 +100,12 @@ impl Login {
     pub fn start(greeting: &[u8], creds: &Credentials<'_>) -> Result<(Login, Vec<u8>), Error> {
         if greeting.first() == Some(&ERR_HEADER) {
             // e.g. "Too many connections" or "Host is blocked", sent before any negotiation.
-            return Err(Error::Server(parse_err(
-                greeting,
-                CapabilityFlags::empty(),
-            )?));
+            return Err(Error::Server(parse_err(greeting, CapabilityFlags::empty())?));
         }
-        let hello: HandshakePacket<'_> = ParseBuf(greeting)
-            .parse(())
-            .map_err(|e| protocol(format!("malformed server greeting: {e}")))?;
+        let hello: HandshakePacket<'_> =
+            ParseBuf(greeting).parse(()).map_err(|e| protocol(format!("malformed server greeting: {e}")))?;
         if hello.protocol_version() != 10 {
-            return Err(protocol(format!(
-                "unsupported handshake protocol version {}",
-                hello.protocol_version()
-            )));
+            return Err(protocol(format!("unsupported handshake protocol version {}", hello.protocol_version())));
         }
         let server_caps = hello.capabilities();
         if !server_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
@@ -128,23 +119,11 @@ impl Login {
         // mysql_native_password: the server then switches to the account's plugin.
         let (plugin_name, mut plugin) = match usable_plugin(hello.auth_plugin()) {
             Some(found) => found,
-            None => (
-                AuthPlugin::MysqlNativePassword,
-                AuthPlugin::MysqlNativePassword.init().expect("built in"),
-            ),
+            None => (AuthPlugin::MysqlNativePassword, AuthPlugin::MysqlNativePassword.init().expect("built in")),
         };
-        let first = run_plugin(
-            &mut plugin,
-            &password,
-            &scramble,
-            &scramble,
-            plugin_name.as_bytes(),
-        )?;
+        let first = run_plugin(&mut plugin, &password, &scramble, &scramble, plugin_name.as_bytes())?;
 
-        let version = hello
-            .server_version_parsed()
-            .or(hello.maria_db_server_version_parsed())
-            .unwrap_or((5, 5, 3));
+        let version = hello.server_version_parsed().or(hello.maria_db_server_version_parsed()).unwrap_or((5, 5, 3));
         let response = HandshakeResponse::new(
             Some(first.unwrap_or_default()),
             version,
@@ -162,15 +141,7 @@ impl Login {
         };
         let mut payload = Vec::new();
         response.serialize(&mut payload);
-        Ok((
-            Login {
-                password,
-                scramble,
-                plugin,
-                info,
-            },
-            payload,
-        ))
+        Ok((Login { password, scramble, plugin, info }, payload))
     }
 
     /// Feeds the server's next packet during login.
@@ -179,43 +150,28 @@ impl Login {
             Some(&OK_HEADER) => Ok(LoginStep::Done(self.info.clone())),
             Some(&ERR_HEADER) => Err(Error::Auth(parse_err(packet, self.info.capabilities)?)),
             Some(&EOF_HEADER) => {
-                let switch: AuthSwitchRequest<'_> = ParseBuf(packet)
-                    .parse(())
-                    .map_err(|e| protocol(format!("malformed auth switch request: {e}")))?;
+                let switch: AuthSwitchRequest<'_> =
+                    ParseBuf(packet).parse(()).map_err(|e| protocol(format!("malformed auth switch request: {e}")))?;
                 let name = switch.auth_plugin().into_owned();
                 let Some((_, plugin)) = usable_plugin(Some(name.clone())) else {
                     return Err(unusable_plugin(name.as_bytes()));
                 };
                 self.plugin = plugin;
                 self.scramble = switch.plugin_data().to_vec();
-                let data = run_plugin(
-                    &mut self.plugin,
-                    &self.password,
-                    &self.scramble,
-                    &self.scramble,
-                    name.as_bytes(),
-                )?;
+                let data =
+                    run_plugin(&mut self.plugin, &self.password, &self.scramble, &self.scramble, name.as_bytes())?;
                 Ok(LoginStep::Send(data.unwrap_or_default()))
             }
             Some(&MORE_DATA_HEADER) => {
-                let more: AuthMoreData<'_> = ParseBuf(packet)
-                    .parse(())
-                    .map_err(|e| protocol(format!("malformed auth data: {e}")))?;
+                let more: AuthMoreData<'_> =
+                    ParseBuf(packet).parse(()).map_err(|e| protocol(format!("malformed auth data: {e}")))?;
                 let name = b"current plugin";
-                match run_plugin(
-                    &mut self.plugin,
-                    &self.password,
-                    &self.scramble,
-                    more.data(),
-                    name,
-                )? {
+                match run_plugin(&mut self.plugin, &self.password, &self.scramble, more.data(), name)? {
                     Some(data) => Ok(LoginStep::Send(data)),
                     None => Ok(LoginStep::Wait),
                 }
             }
-            Some(other) => Err(protocol(format!(
-                "unexpected packet 0x{other:02x} during login"
-            ))),
+            Some(other) => Err(protocol(format!("unexpected packet 0x{other:02x} during login"))),
             None => Err(protocol("empty packet during login")),
         }
     }
@@ -261,10 +217,7 @@ fn run_plugin(
         Err(e) => Err(Error::Auth(ServerError {
             code: CR_AUTH_PLUGIN_CANNOT_LOAD,
             sql_state: "HY000".into(),
-            message: format!(
-                "authentication plugin '{}' failed: {e:?}",
-                String::from_utf8_lossy(name)
-            ),
+            message: format!("authentication plugin '{}' failed: {e:?}", String::from_utf8_lossy(name)),
         })),
     }
 }

@@ -36,19 +36,15 @@ pub fn protocol(what: impl std::fmt::Display) -> Error {
 /// MariaDB may interleave progress reports (also 0xFF) only when CLIENT_PROGRESS is negotiated,
 /// which this client never asks for, so a progress report here is a protocol error.
 pub fn parse_err(packet: &[u8], caps: CapabilityFlags) -> Result<ServerError, Error> {
-    let err: ErrPacket<'_> = ParseBuf(packet)
-        .parse(caps)
-        .map_err(|e| protocol(format!("malformed ERR packet: {e}")))?;
+    let err: ErrPacket<'_> =
+        ParseBuf(packet).parse(caps).map_err(|e| protocol(format!("malformed ERR packet: {e}")))?;
     if !err.is_error() {
         return Err(protocol("unexpected progress report"));
     }
     let err = err.server_error();
     Ok(ServerError {
         code: err.error_code(),
-        sql_state: err
-            .sql_state_ref()
-            .map(|s| s.as_str().into_owned())
-            .unwrap_or_else(|| "HY000".to_string()),
+        sql_state: err.sql_state_ref().map(|s| s.as_str().into_owned()).unwrap_or_else(|| "HY000".to_string()),
         message: err.message_str().into_owned(),
     })
 }

@@ -10,8 +10,7 @@ use crate::bindings::exports::leashed::mysql::types::{Error, QueryError, ResultS
 use mysql_common::constants::{CapabilityFlags, MAX_PAYLOAD_LEN, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
-    Column, CommonOkPacket, OkPacket, OkPacketDeserializer, OkPacketKind, OldEofPacket,
-    ResultSetTerminator,
+    Column, CommonOkPacket, OkPacket, OkPacketDeserializer, OkPacketKind, OldEofPacket, ResultSetTerminator,
 };
 
 /// Where the reader stands within the current result.
@@ -48,13 +47,7 @@ impl QueryResponse {
     /// A reader for the response to a query sent on a session with these negotiated
     /// capabilities.
     pub fn new(caps: CapabilityFlags) -> Self {
-        QueryResponse {
-            caps,
-            state: State::Start,
-            columns: Vec::new(),
-            rows: Vec::new(),
-            completed: Vec::new(),
-        }
+        QueryResponse { caps, state: State::Start, columns: Vec::new(), rows: Vec::new(), completed: Vec::new() }
     }
 
     /// Feeds the next packet of the response.
@@ -62,10 +55,7 @@ impl QueryResponse {
     /// On a server error the failure carries every result completed before it; the connection is
     /// still usable. On a protocol error it is not.
     pub fn step(&mut self, packet: &[u8]) -> Result<QueryStep, QueryError> {
-        self.step_inner(packet).map_err(|error| QueryError {
-            completed: std::mem::take(&mut self.completed),
-            error,
-        })
+        self.step_inner(packet).map_err(|error| QueryError { completed: std::mem::take(&mut self.completed), error })
     }
 
     fn deprecate_eof(&self) -> bool {
@@ -73,9 +63,7 @@ impl QueryResponse {
     }
 
     fn step_inner(&mut self, packet: &[u8]) -> Result<QueryStep, Error> {
-        let first = *packet
-            .first()
-            .ok_or_else(|| protocol("empty packet in a query response"))?;
+        let first = *packet.first().ok_or_else(|| protocol("empty packet in a query response"))?;
         if first == ERR_HEADER {
             return Err(Error::Server(parse_err(packet, self.caps)?));
         }
@@ -85,9 +73,9 @@ impl QueryResponse {
                     let ok = parse_ok::<CommonOkPacket>(packet, self.caps)?;
                     Ok(self.finish_result(&ok))
                 }
-                LOCAL_INFILE_HEADER => Err(protocol(
-                    "the server asked for LOCAL INFILE, which this client never enables",
-                )),
+                LOCAL_INFILE_HEADER => {
+                    Err(protocol("the server asked for LOCAL INFILE, which this client never enables"))
+                }
                 _ => {
                     let count = ParseBuf(packet)
                         .checked_eat_lenenc_int()
@@ -99,9 +87,8 @@ impl QueryResponse {
                 }
             },
             State::Columns { remaining } => {
-                let column: Column = ParseBuf(packet)
-                    .parse(())
-                    .map_err(|e| protocol(format!("malformed column definition: {e}")))?;
+                let column: Column =
+                    ParseBuf(packet).parse(()).map_err(|e| protocol(format!("malformed column definition: {e}")))?;
                 self.columns.push(column);
                 self.state = match remaining - 1 {
                     0 if self.deprecate_eof() => State::Rows,
@@ -133,12 +120,7 @@ impl QueryResponse {
 
     /// A 0xFE packet ends the rows unless it is a row whose first cell is a huge string.
     fn is_terminator(&self, packet: &[u8]) -> bool {
-        packet[0] == EOF_HEADER
-            && if self.deprecate_eof() {
-                packet.len() < MAX_PAYLOAD_LEN
-            } else {
-                packet.len() < 9
-            }
+        packet[0] == EOF_HEADER && if self.deprecate_eof() { packet.len() < MAX_PAYLOAD_LEN } else { packet.len() < 9 }
     }
 
     fn finish_result(&mut self, ok: &OkPacket<'_>) -> QueryStep {
@@ -152,10 +134,7 @@ impl QueryResponse {
             info: ok.info_str().map(|s| s.into_owned()).unwrap_or_default(),
         });
         self.state = State::Start;
-        if ok
-            .status_flags()
-            .contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS)
-        {
+        if ok.status_flags().contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
             QueryStep::NeedPacket
         } else {
             QueryStep::Done(std::mem::take(&mut self.completed))
@@ -164,10 +143,7 @@ impl QueryResponse {
 }
 
 /// Parses an OK-like packet (OK, EOF, or the rows' terminator) with the negotiated capabilities.
-pub fn parse_ok<K: OkPacketKind>(
-    packet: &[u8],
-    caps: CapabilityFlags,
-) -> Result<OkPacket<'_>, Error> {
+pub fn parse_ok<K: OkPacketKind>(packet: &[u8], caps: CapabilityFlags) -> Result<OkPacket<'_>, Error> {
     ParseBuf(packet)
         .parse::<OkPacketDeserializer<'_, K>>(caps)
         .map(|ok| ok.into_inner())
@@ -185,8 +161,7 @@ mod tests {
     }
 
     /// Column definition for `SELECT 1` as MariaDB 10.11 sends it (LONGLONG, binary charset).
-    const COLUMN_ONE: &[u8] =
-        b"\x03def\x00\x00\x00\x011\x00\x0c\x3f\x00\x01\x00\x00\x00\x08\x81\x00\x00\x00\x00";
+    const COLUMN_ONE: &[u8] = b"\x03def\x00\x00\x00\x011\x00\x0c\x3f\x00\x01\x00\x00\x00\x08\x81\x00\x00\x00\x00";
 
     fn feed(reader: &mut QueryResponse, packets: &[&[u8]]) -> Result<QueryStep, QueryError> {
         let mut last = Ok(QueryStep::NeedPacket);
@@ -200,19 +175,8 @@ mod tests {
     #[test]
     fn single_select_yields_one_result_set() {
         let mut reader = QueryResponse::new(caps());
-        let step = feed(
-            &mut reader,
-            &[
-                b"\x01",
-                COLUMN_ONE,
-                b"\x011",
-                b"\xfe\x00\x00\x02\x00\x00\x00",
-            ],
-        )
-        .unwrap();
-        let QueryStep::Done(sets) = step else {
-            panic!("not done: {step:?}")
-        };
+        let step = feed(&mut reader, &[b"\x01", COLUMN_ONE, b"\x011", b"\xfe\x00\x00\x02\x00\x00\x00"]).unwrap();
+        let QueryStep::Done(sets) = step else { panic!("not done: {step:?}") };
         assert_eq!(sets.len(), 1);
         assert_eq!(sets[0].columns[0].name, "1");
         assert_eq!(sets[0].columns[0].type_name, "BIGINT");
@@ -227,16 +191,11 @@ mod tests {
         let more = b"\xfe\x00\x00\x0a\x00\x00\x00"; // status: AUTOCOMMIT | MORE_RESULTS_EXISTS
         let step = feed(&mut reader, &[b"\x01", COLUMN_ONE, b"\x011", more]).unwrap();
         assert!(matches!(step, QueryStep::NeedPacket));
-        let err = reader
-            .step(b"\xff\x28\x04#42000You have an error")
-            .unwrap_err();
+        let err = reader.step(b"\xff\x28\x04#42000You have an error").unwrap_err();
         assert_eq!(err.completed.len(), 1);
         match err.error {
             Error::Server(e) => {
-                assert_eq!(
-                    (e.code, e.sql_state.as_str(), e.message.as_str()),
-                    (1064, "42000", "You have an error")
-                )
+                assert_eq!((e.code, e.sql_state.as_str(), e.message.as_str()), (1064, "42000", "You have an error"))
             }
             other => panic!("expected a server error, got {other:?}"),
         }
@@ -247,17 +206,8 @@ mod tests {
     fn ok_result_carries_counters() {
         let mut reader = QueryResponse::new(caps());
         let ok = b"\x00\x03\x07\x02\x00\x01\x00\x05hello"; // info is length-encoded in practice
-        let QueryStep::Done(sets) = reader.step(ok).unwrap() else {
-            panic!("not done")
-        };
-        assert_eq!(
-            (
-                sets[0].affected_rows,
-                sets[0].last_insert_id,
-                sets[0].warnings
-            ),
-            (3, 7, 1)
-        );
+        let QueryStep::Done(sets) = reader.step(ok).unwrap() else { panic!("not done") };
+        assert_eq!((sets[0].affected_rows, sets[0].last_insert_id, sets[0].warnings), (3, 7, 1));
         assert_eq!(sets[0].info, "hello");
         assert!(sets[0].columns.is_empty());
     }

@@ -6,9 +6,7 @@
 //! does not parse for its column type is returned as `text`, unchanged, rather than lost.
 
 use super::protocol;
-use crate::bindings::exports::leashed::mysql::types::{
-    Column as ColumnInfo, Date, Datetime, Error, Time, Value,
-};
+use crate::bindings::exports::leashed::mysql::types::{Column as ColumnInfo, Date, Datetime, Error, Time, Value};
 use mysql_common::constants::{ColumnFlags, ColumnType};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::Column;
@@ -26,9 +24,7 @@ pub fn decode_text_row(packet: &[u8], columns: &[Column]) -> Result<Vec<Value>, 
             row.push(Value::Null);
             continue;
         }
-        let cell = buf
-            .checked_eat_lenenc_str()
-            .ok_or_else(|| protocol("truncated text row"))?;
+        let cell = buf.checked_eat_lenenc_str().ok_or_else(|| protocol("truncated text row"))?;
         row.push(decode_text(column, cell));
     }
     if !buf.is_empty() {
@@ -62,15 +58,9 @@ pub fn decode_text(column: &Column, cell: &[u8]) -> Value {
         (ColumnType::MYSQL_TYPE_YEAR, Ok(t)) => t.parse().ok().map(Value::Uint),
         (ColumnType::MYSQL_TYPE_FLOAT, Ok(t)) => t.parse().ok().map(Value::Float),
         (ColumnType::MYSQL_TYPE_DOUBLE, Ok(t)) => t.parse().ok().map(Value::Double),
-        (ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL, Ok(t)) => {
-            Some(Value::Decimal(t.into()))
-        }
-        (ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE, Ok(t)) => {
-            parse_date(t).map(Value::Date)
-        }
-        (ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIME2, Ok(t)) => {
-            parse_time(t).map(Value::Time)
-        }
+        (ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL, Ok(t)) => Some(Value::Decimal(t.into())),
+        (ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE, Ok(t)) => parse_date(t).map(Value::Date),
+        (ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIME2, Ok(t)) => parse_time(t).map(Value::Time),
         (
             ColumnType::MYSQL_TYPE_DATETIME
             | ColumnType::MYSQL_TYPE_DATETIME2
@@ -78,9 +68,7 @@ pub fn decode_text(column: &Column, cell: &[u8]) -> Value {
             | ColumnType::MYSQL_TYPE_TIMESTAMP2,
             Ok(t),
         ) => parse_datetime(t).map(Value::Datetime),
-        (ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY, _) => {
-            Some(Value::Bytes(cell.to_vec()))
-        }
+        (ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY, _) => Some(Value::Bytes(cell.to_vec())),
         _ if column.character_set() == BINARY_CHARSET => Some(Value::Bytes(cell.to_vec())),
         _ => None,
     };
@@ -108,11 +96,7 @@ pub fn sql_type_name(column: &Column) -> String {
     let flags = column.flags();
     let binary = column.character_set() == BINARY_CHARSET;
     let integer = |name: &str| {
-        if flags.contains(ColumnFlags::UNSIGNED_FLAG) {
-            format!("{name} UNSIGNED")
-        } else {
-            name.to_string()
-        }
+        if flags.contains(ColumnFlags::UNSIGNED_FLAG) { format!("{name} UNSIGNED") } else { name.to_string() }
     };
     let name = match column.column_type() {
         MYSQL_TYPE_TINY => return integer("TINYINT"),
@@ -141,14 +125,8 @@ pub fn sql_type_name(column: &Column) -> String {
         MYSQL_TYPE_STRING => "CHAR",
         MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR if binary => "VARBINARY",
         MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR => "VARCHAR",
-        MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB
-            if binary =>
-        {
-            "BLOB"
-        }
-        MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB => {
-            "TEXT"
-        }
+        MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB if binary => "BLOB",
+        MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB => "TEXT",
         other => return format!("UNKNOWN({})", other as u8),
     };
     name.to_string()
@@ -158,11 +136,7 @@ pub fn sql_type_name(column: &Column) -> String {
 fn parse_date(text: &str) -> Option<Date> {
     let (y, rest) = text.split_once('-')?;
     let (m, d) = rest.split_once('-')?;
-    Some(Date {
-        year: digits(y, 4)? as u16,
-        month: digits(m, 2)? as u8,
-        day: digits(d, 2)? as u8,
-    })
+    Some(Date { year: digits(y, 4)? as u16, month: digits(m, 2)? as u8, day: digits(d, 2)? as u8 })
 }
 
 /// `[-]H..H:MM:SS[.ffffff]`, hours unbounded in width (MySQL allows up to 838).
@@ -180,14 +154,7 @@ fn parse_time(text: &str) -> Option<Time> {
     if parts.next().is_some() {
         return None;
     }
-    Some(Time {
-        negative,
-        hours,
-        minutes,
-        seconds,
-        microseconds,
-        precision,
-    })
+    Some(Time { negative, hours, minutes, seconds, microseconds, precision })
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]`
@@ -201,14 +168,7 @@ fn parse_datetime(text: &str) -> Option<Datetime> {
     if parts.next().is_some() {
         return None;
     }
-    Some(Datetime {
-        date: parse_date(date)?,
-        hour,
-        minute,
-        second,
-        microsecond,
-        precision,
-    })
+    Some(Datetime { date: parse_date(date)?, hour, minute, second, microsecond, precision })
 }
 
 /// Splits `HH:MM:SS.ffff` into the clock and (microseconds, digits written).
@@ -237,116 +197,57 @@ mod tests {
     use super::*;
 
     fn column(kind: ColumnType, flags: ColumnFlags, charset: u16) -> Column {
-        Column::new(kind)
-            .with_flags(flags)
-            .with_character_set(charset)
+        Column::new(kind).with_flags(flags).with_character_set(charset)
     }
 
     /// The extremes of BIGINT and BIGINT UNSIGNED parse exactly.
     #[test]
     fn integers_keep_their_full_range() {
-        let signed = column(
-            ColumnType::MYSQL_TYPE_LONGLONG,
-            ColumnFlags::empty(),
-            BINARY_CHARSET,
-        );
-        let unsigned = column(
-            ColumnType::MYSQL_TYPE_LONGLONG,
-            ColumnFlags::UNSIGNED_FLAG,
-            BINARY_CHARSET,
-        );
-        assert!(matches!(
-            decode_text(&signed, b"-9223372036854775808"),
-            Value::Int(i64::MIN)
-        ));
-        assert!(matches!(
-            decode_text(&unsigned, b"18446744073709551615"),
-            Value::Uint(u64::MAX)
-        ));
+        let signed = column(ColumnType::MYSQL_TYPE_LONGLONG, ColumnFlags::empty(), BINARY_CHARSET);
+        let unsigned = column(ColumnType::MYSQL_TYPE_LONGLONG, ColumnFlags::UNSIGNED_FLAG, BINARY_CHARSET);
+        assert!(matches!(decode_text(&signed, b"-9223372036854775808"), Value::Int(i64::MIN)));
+        assert!(matches!(decode_text(&unsigned, b"18446744073709551615"), Value::Uint(u64::MAX)));
         assert_eq!(sql_type_name(&unsigned), "BIGINT UNSIGNED");
     }
 
     /// TIME beyond 24 hours, negative, and with a fraction keeps every field and its precision.
     #[test]
     fn time_values_keep_sign_hours_and_precision() {
-        let time = column(
-            ColumnType::MYSQL_TYPE_TIME,
-            ColumnFlags::empty(),
-            BINARY_CHARSET,
-        );
-        let Value::Time(t) = decode_text(&time, b"838:59:59") else {
-            panic!()
-        };
-        assert_eq!(
-            (t.negative, t.hours, t.minutes, t.seconds, t.precision),
-            (false, 838, 59, 59, 0)
-        );
-        let Value::Time(t) = decode_text(&time, b"-01:02:03.450") else {
-            panic!()
-        };
-        assert_eq!(
-            (t.negative, t.hours, t.microseconds, t.precision),
-            (true, 1, 450_000, 3)
-        );
+        let time = column(ColumnType::MYSQL_TYPE_TIME, ColumnFlags::empty(), BINARY_CHARSET);
+        let Value::Time(t) = decode_text(&time, b"838:59:59") else { panic!() };
+        assert_eq!((t.negative, t.hours, t.minutes, t.seconds, t.precision), (false, 838, 59, 59, 0));
+        let Value::Time(t) = decode_text(&time, b"-01:02:03.450") else { panic!() };
+        assert_eq!((t.negative, t.hours, t.microseconds, t.precision), (true, 1, 450_000, 3));
     }
 
     /// DATETIME(6) keeps microseconds; a zero date stays zero.
     #[test]
     fn datetimes_keep_microseconds_and_zero_dates() {
-        let dt = column(
-            ColumnType::MYSQL_TYPE_DATETIME,
-            ColumnFlags::empty(),
-            BINARY_CHARSET,
-        );
-        let Value::Datetime(v) = decode_text(&dt, b"2024-02-29 23:59:59.123456") else {
-            panic!()
-        };
+        let dt = column(ColumnType::MYSQL_TYPE_DATETIME, ColumnFlags::empty(), BINARY_CHARSET);
+        let Value::Datetime(v) = decode_text(&dt, b"2024-02-29 23:59:59.123456") else { panic!() };
         assert_eq!(
-            (
-                v.date.year,
-                v.date.month,
-                v.date.day,
-                v.hour,
-                v.microsecond,
-                v.precision
-            ),
+            (v.date.year, v.date.month, v.date.day, v.hour, v.microsecond, v.precision),
             (2024, 2, 29, 23, 123_456, 6)
         );
-        let Value::Datetime(z) = decode_text(&dt, b"0000-00-00 00:00:00") else {
-            panic!()
-        };
-        assert_eq!(
-            (z.date.year, z.date.month, z.date.day, z.precision),
-            (0, 0, 0, 0)
-        );
+        let Value::Datetime(z) = decode_text(&dt, b"0000-00-00 00:00:00") else { panic!() };
+        assert_eq!((z.date.year, z.date.month, z.date.day, z.precision), (0, 0, 0, 0));
     }
 
     /// Binary collation gives bytes, a text collation gives text, invalid UTF-8 falls back to bytes.
     #[test]
     fn binary_and_text_columns_are_told_apart() {
-        let bin = column(
-            ColumnType::MYSQL_TYPE_VAR_STRING,
-            ColumnFlags::BINARY_FLAG,
-            BINARY_CHARSET,
-        );
+        let bin = column(ColumnType::MYSQL_TYPE_VAR_STRING, ColumnFlags::BINARY_FLAG, BINARY_CHARSET);
         let txt = column(ColumnType::MYSQL_TYPE_VAR_STRING, ColumnFlags::empty(), 45);
         assert!(matches!(decode_text(&bin, b"\x00\xff"), Value::Bytes(ref b) if b == b"\x00\xff"));
         assert!(matches!(decode_text(&txt, "é".as_bytes()), Value::Text(ref t) if t == "é"));
         assert!(matches!(decode_text(&txt, b"\xff"), Value::Bytes(_)));
-        assert_eq!(
-            (sql_type_name(&bin), sql_type_name(&txt)),
-            ("VARBINARY".into(), "VARCHAR".into())
-        );
+        assert_eq!((sql_type_name(&bin), sql_type_name(&txt)), ("VARBINARY".into(), "VARCHAR".into()));
     }
 
     /// DECIMAL keeps the server's digits, trailing zeros included.
     #[test]
     fn decimals_stay_exact_text() {
-        let dec = column(
-            ColumnType::MYSQL_TYPE_NEWDECIMAL,
-            ColumnFlags::empty(),
-            BINARY_CHARSET,
-        );
+        let dec = column(ColumnType::MYSQL_TYPE_NEWDECIMAL, ColumnFlags::empty(), BINARY_CHARSET);
         assert!(matches!(decode_text(&dec, b"1.50"), Value::Decimal(ref d) if d == "1.50"));
     }
 

@@ -70,11 +70,7 @@ impl Allowlist {
             // An allowed name that does not resolve right now allows nothing.
             allowed.extend(resolve(&entry.host, port).await.unwrap_or_default());
         }
-        if requested.iter().all(|addr| allowed.contains(addr)) {
-            Ok(requested)
-        } else {
-            Err(ErrorCode::Denied)
-        }
+        if requested.iter().all(|addr| allowed.contains(addr)) { Ok(requested) } else { Err(ErrorCode::Denied) }
     }
 }
 

@@ -104,7 +104,14 @@ mod tests {
         ResultSet {
             columns: columns
                 .iter()
-                .map(|n| Column { name: n.to_string(), type_name: "X".into(), type_code: 0, flags: 0, charset: 63, decimals: 0 })
+                .map(|n| Column {
+                    name: n.to_string(),
+                    type_name: "X".into(),
+                    type_code: 0,
+                    flags: 0,
+                    charset: 63,
+                    decimals: 0,
+                })
                 .collect(),
             rows,
             affected_rows: 0,

@@ -80,10 +80,13 @@ fn cell(value: &Value) -> (String, bool) {
         Value::Double(v) => (v.to_string(), true),
         Value::Decimal(v) => (v.clone(), true),
         Value::Text(v) => (v.clone(), false),
-        Value::Bytes(bytes) => (bytes.iter().fold(String::from("0x"), |mut s, b| {
-            let _ = write!(s, "{b:02X}");
-            s
-        }), false),
+        Value::Bytes(bytes) => (
+            bytes.iter().fold(String::from("0x"), |mut s, b| {
+                let _ = write!(s, "{b:02X}");
+                s
+            }),
+            false,
+        ),
         Value::Date(d) => (date_text(d), false),
         Value::Time(t) => (time_text(t), false),
         Value::Datetime(dt) => (datetime_text(dt), false),
