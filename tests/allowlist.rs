@@ -1,8 +1,8 @@
 //! The guest reaches only what the policy allows, and a refused connect creates no socket.
 
+use leashed::Policy;
 use leashed::bindings::{ErrorCode, MysqlError, Value};
 use leashed::mysql_url::MysqlUrl;
-use leashed::Policy;
 use leashed_tests::{Account, instance_for, options, runtime, url};
 
 /// An empty allowlist allows nothing.

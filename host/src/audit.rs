@@ -63,6 +63,9 @@ pub struct HandleRecord {
     pub socket_inode: Option<u64>,
     pub created: Instant,
     pub released: Option<Release>,
+    /// The position of this release among the store's releases (1 = first), to check the order
+    /// streams and connections were given back in.
+    pub release_order: Option<u64>,
 }
 
 /// Counts for the one-line summary.
@@ -90,6 +93,7 @@ pub struct Denial {
 struct Registry {
     records: Vec<HandleRecord>,
     denials: Vec<Denial>,
+    releases: u64,
 }
 
 /// A store's handle registry; cheap to clone (shared).
@@ -120,6 +124,7 @@ impl Audit {
             socket_inode,
             created: Instant::now(),
             released: None,
+            release_order: None,
         });
         HandleGuard { id, audit: self.clone(), cause: Release::StoreTeardown }
     }
@@ -131,8 +136,13 @@ impl Audit {
 
     fn mark_released(&self, id: HandleId, cause: Release) {
         let mut registry = self.registry();
-        if let Some(record) = registry.records.get_mut(id.0 as usize - 1) {
-            record.released.get_or_insert(cause);
+        let order = registry.releases + 1;
+        if let Some(record) = registry.records.get_mut(id.0 as usize - 1)
+            && record.released.is_none()
+        {
+            record.released = Some(cause);
+            record.release_order = Some(order);
+            registry.releases = order;
         }
     }
 

@@ -75,7 +75,7 @@ pub fn assert_all_released_and_closed(instance: &GuestInstance) {
 }
 
 /// Asserts a connection's handles are exactly connection + reader + writer, all released by the
-/// guest, and their socket closed.
+/// guest in the contract's order (writer, reader, connection), and their socket closed.
 pub fn assert_guest_released_connection(instance: &GuestInstance, connection: HandleId) {
     let handles = handles_of(&instance.audit().records(), connection);
     let kinds: Vec<String> = handles.iter().map(|h| h.kind.to_string()).collect();
@@ -84,6 +84,11 @@ pub fn assert_guest_released_connection(instance: &GuestInstance, connection: Ha
         assert_eq!(h.released, Some(leashed::Release::GuestDropped), "{} {} not dropped by the guest", h.kind, h.id);
         assert!(!leashed::os_fds::socket_is_open(h.fd.unwrap(), h.socket_inode.unwrap()), "socket of {} open", h.id);
     }
+    let order = |i: usize| handles[i].release_order.unwrap();
+    assert!(
+        order(2) < order(1) && order(1) < order(0),
+        "released out of order (writer, reader, connection): {handles:#?}"
+    );
 }
 
 /// The ids of the connections lent so far.

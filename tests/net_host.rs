@@ -1,0 +1,143 @@
+//! leashed:net's host side called directly, without wasm: the drop rules, stream lending, I/O,
+//! timeouts and the audit, over real TCP to a local listener.
+
+use leashed::bindings::leashed::net::tcp::{ConnectOptions, ErrorCode, HostConnection, HostReader, HostWriter};
+use leashed::net::error::NetError;
+use leashed::state::HostState;
+use leashed::{AllowEntry, Allowlist, HandleKind, Policy, Release};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+fn opts() -> ConnectOptions {
+    ConnectOptions { connect_timeout_ms: None, read_timeout_ms: Some(300), write_timeout_ms: None, nodelay: true }
+}
+
+/// A listener on 127.0.0.1 and a host state allowed to reach it.
+async fn listener_and_state() -> (TcpListener, HostState, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let allow = Allowlist::new([AllowEntry { host: "127.0.0.1".into(), port }]);
+    (listener, HostState::new(Policy::allowing(allow)), port)
+}
+
+fn code(result: Result<impl std::fmt::Debug, NetError>) -> ErrorCode {
+    match result {
+        Err(NetError::Code(code)) => code,
+        other => panic!("expected an error code, got {other:?}"),
+    }
+}
+
+/// Strict policy: dropping a connection while its reader lives traps with "resource has
+/// children", naming the live stream; once the streams are dropped, the drop succeeds.
+#[tokio::test]
+async fn dropping_a_connection_with_live_streams_traps() {
+    let (_listener, mut state, port) = listener_and_state().await;
+    let conn = HostConnection::connect(&mut state, "127.0.0.1".into(), port, opts()).await.unwrap();
+    let rep = conn.rep();
+    let reader = HostConnection::reader(&mut state, wasmtime::component::Resource::new_borrow(rep)).await.unwrap();
+
+    let trap = HostConnection::drop(&mut state, wasmtime::component::Resource::new_own(rep)).await.unwrap_err();
+    let message = trap.to_string();
+    assert!(message.starts_with("resource has children: connection #1"), "{message}");
+    assert!(message.contains("reader #2 still lent"), "{message}");
+    assert_eq!(state.audit.summary().open, 2, "nothing was released by the refused drop");
+
+    HostReader::drop(&mut state, reader).await.unwrap();
+    HostConnection::drop(&mut state, wasmtime::component::Resource::new_own(rep)).await.unwrap();
+    let records = state.audit.records();
+    assert!(records.iter().all(|r| r.released == Some(Release::GuestDropped)), "{records:#?}");
+}
+
+/// A connection lends one reader and one writer at a time; a second gets `invalid-state`,
+/// and after the first is dropped a new one can be lent.
+#[tokio::test]
+async fn one_reader_and_one_writer_at_a_time() {
+    let (_listener, mut state, port) = listener_and_state().await;
+    let conn = HostConnection::connect(&mut state, "127.0.0.1".into(), port, opts()).await.unwrap();
+    let borrow = || wasmtime::component::Resource::new_borrow(conn.rep());
+    let reader = HostConnection::reader(&mut state, borrow()).await.unwrap();
+    assert_eq!(code(HostConnection::reader(&mut state, borrow()).await), ErrorCode::InvalidState);
+    let writer = HostConnection::writer(&mut state, borrow()).await.unwrap();
+    assert_eq!(code(HostConnection::writer(&mut state, borrow()).await), ErrorCode::InvalidState);
+    HostReader::drop(&mut state, reader).await.unwrap();
+    let again = HostConnection::reader(&mut state, borrow()).await.unwrap();
+    let kinds: Vec<HandleKind> = state.audit.records().iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [HandleKind::Connection, HandleKind::Reader, HandleKind::Writer, HandleKind::Reader]);
+    HostReader::drop(&mut state, again).await.unwrap();
+    HostWriter::drop(&mut state, writer).await.unwrap();
+    HostConnection::drop(&mut state, conn).await.unwrap();
+    assert_eq!(state.audit.summary().open, 0);
+}
+
+/// Bytes written arrive at the peer; the peer's bytes come back from `read`; the peer
+/// closing its side reads as end of stream (an empty list); a silent peer times out.
+#[tokio::test]
+async fn streams_carry_bytes_end_of_stream_and_timeouts() {
+    let (listener, mut state, port) = listener_and_state().await;
+    let conn = HostConnection::connect(&mut state, "127.0.0.1".into(), port, opts()).await.unwrap();
+    let (mut peer, _) = listener.accept().await.unwrap();
+    let reader =
+        HostConnection::reader(&mut state, wasmtime::component::Resource::new_borrow(conn.rep())).await.unwrap();
+    let writer =
+        HostConnection::writer(&mut state, wasmtime::component::Resource::new_borrow(conn.rep())).await.unwrap();
+    let r = || wasmtime::component::Resource::<leashed::net::socket::LentReader>::new_borrow(reader.rep());
+    let w = || wasmtime::component::Resource::<leashed::net::socket::LentWriter>::new_borrow(writer.rep());
+
+    assert_eq!(HostWriter::write(&mut state, w(), b"ping".to_vec()).await.unwrap(), 4);
+    HostWriter::flush(&mut state, w()).await.unwrap();
+    let mut got = [0; 4];
+    peer.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"ping");
+
+    assert_eq!(code(HostReader::read(&mut state, r(), 16).await), ErrorCode::TimedOut, "read timeout of 300 ms");
+
+    peer.write_all(b"pong").await.unwrap();
+    assert_eq!(HostReader::read(&mut state, r(), 16).await.unwrap(), b"pong");
+    drop(peer);
+    assert_eq!(HostReader::read(&mut state, r(), 16).await.unwrap(), Vec::<u8>::new(), "end of stream");
+
+    HostWriter::drop(&mut state, writer).await.unwrap();
+    HostReader::drop(&mut state, reader).await.unwrap();
+    HostConnection::drop(&mut state, conn).await.unwrap();
+}
+
+/// Handles the guest never dropped are reclaimed when the store's state is torn down, and the
+/// audit says so; the OS socket is then closed.
+#[tokio::test]
+async fn teardown_reclaims_what_the_guest_kept() {
+    let (_listener, mut state, port) = listener_and_state().await;
+    let conn = HostConnection::connect(&mut state, "127.0.0.1".into(), port, opts()).await.unwrap();
+    let _reader =
+        HostConnection::reader(&mut state, wasmtime::component::Resource::new_borrow(conn.rep())).await.unwrap();
+    let audit = state.audit.clone();
+    assert_eq!(audit.summary().open, 2);
+    drop(state);
+    let records = audit.records();
+    assert!(records.iter().all(|r| r.released == Some(Release::StoreTeardown)), "{records:#?}");
+    for r in records {
+        assert!(!leashed::os_fds::socket_is_open(r.fd.unwrap(), r.socket_inode.unwrap()));
+    }
+}
+
+/// The host's connect timeout applies even when the guest asks for none: a listener whose
+/// accept queue is full drops new SYNs, so the connect hangs until the host gives up.
+#[tokio::test]
+async fn connect_timeout_is_enforced() {
+    let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue (nobody accepts), so the next SYN is dropped.
+    let mut fillers = Vec::new();
+    while let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await {
+        fillers.push(s);
+    }
+    let allow = Allowlist::new([AllowEntry { host: "127.0.0.1".into(), port: addr.port() }]);
+    let mut state = HostState::new(Policy { connect_timeout: Duration::from_millis(300), ..Policy::allowing(allow) });
+    let started = std::time::Instant::now();
+    let result = HostConnection::connect(&mut state, "127.0.0.1".into(), addr.port(), opts()).await;
+    assert_eq!(code(result), ErrorCode::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(5), "the 300 ms limit was not applied");
+    assert_eq!(state.audit.summary().lent, 0);
+}
