@@ -91,6 +91,7 @@ async fn streams_carry_bytes_end_of_stream_and_timeouts() {
     assert_eq!(&got, b"ping");
 
     assert_eq!(code(HostReader::read(&mut state, r(), 16).await), ErrorCode::TimedOut, "read timeout of 300 ms");
+    assert_eq!(code(HostReader::read(&mut state, r(), 0).await), ErrorCode::InvalidState, "max 0 is not end of stream");
 
     peer.write_all(b"pong").await.unwrap();
     assert_eq!(HostReader::read(&mut state, r(), 16).await.unwrap(), b"pong");

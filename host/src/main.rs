@@ -196,8 +196,7 @@ fn trapped(trap: &wasmtime::Error) -> u8 {
 }
 
 fn usage(message: &str) -> u8 {
-    eprintln!("error: {message}");
-    eprintln!("(see `leashed query --help`)");
+    eprintln!("error: {message} (see `leashed query --help`)");
     EXIT_USAGE
 }
 

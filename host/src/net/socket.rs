@@ -77,9 +77,10 @@ impl Socket {
         self.lent_flag(side).store(false, Ordering::Release);
     }
 
-    /// Reads up to `max` bytes, waiting for at least one; an empty result is end of stream.
+    /// Reads up to `max` (at least 1) bytes, waiting for at least one; an empty result is end of
+    /// stream.
     pub async fn read(&self, max: usize) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0; max.clamp(1, MAX_READ)];
+        let mut buf = vec![0; max.min(MAX_READ)];
         let read = async {
             loop {
                 self.stream.readable().await?;

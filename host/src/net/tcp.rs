@@ -5,13 +5,14 @@
 
 use super::error::NetError;
 use super::socket::{LentConnection, LentReader, LentWriter, Socket, StreamSide, with_timeout};
-use crate::audit::HandleKind;
+use crate::audit::{HandleGuard, HandleKind};
 use crate::bindings::leashed::net::tcp::{
     ConnectOptions, ErrorCode, Host, HostConnection, HostReader, HostWriter, ShutdownType, SocketAddress,
 };
 use crate::policy::tighter;
 use crate::state::HostState;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpStream;
 use wasmtime::component::Resource;
 
@@ -53,23 +54,13 @@ impl HostConnection for HostState {
     }
 
     async fn reader(&mut self, conn: Resource<LentConnection>) -> Result<Resource<LentReader>, NetError> {
-        let parent = self.table.get(&conn)?;
-        if !parent.socket.try_lend(StreamSide::Read) {
-            return Err(ErrorCode::InvalidState.into());
-        }
-        let guard = self.audit.lend(HandleKind::Reader, Some(parent.guard.id()), &parent.socket);
-        let reader = LentReader { socket: parent.socket.clone(), guard };
-        Ok(self.table.push_child(reader, &conn)?)
+        let (socket, guard) = lend_stream(self, &conn, StreamSide::Read)?;
+        Ok(self.table.push_child(LentReader { socket, guard }, &conn)?)
     }
 
     async fn writer(&mut self, conn: Resource<LentConnection>) -> Result<Resource<LentWriter>, NetError> {
-        let parent = self.table.get(&conn)?;
-        if !parent.socket.try_lend(StreamSide::Write) {
-            return Err(ErrorCode::InvalidState.into());
-        }
-        let guard = self.audit.lend(HandleKind::Writer, Some(parent.guard.id()), &parent.socket);
-        let writer = LentWriter { socket: parent.socket.clone(), guard };
-        Ok(self.table.push_child(writer, &conn)?)
+        let (socket, guard) = lend_stream(self, &conn, StreamSide::Write)?;
+        Ok(self.table.push_child(LentWriter { socket, guard }, &conn)?)
     }
 
     async fn shutdown(&mut self, conn: Resource<LentConnection>, how: ShutdownType) -> Result<(), NetError> {
@@ -108,6 +99,10 @@ impl HostConnection for HostState {
 impl HostReader for HostState {
     async fn read(&mut self, reader: Resource<LentReader>, max: u32) -> Result<Vec<u8>, NetError> {
         let socket = self.table.get(&reader)?.socket.clone();
+        if max == 0 {
+            // An empty answer would read as end of stream.
+            return Err(ErrorCode::InvalidState.into());
+        }
         Ok(socket.read(max as usize).await?)
     }
 
@@ -146,6 +141,25 @@ async fn connect_first(addrs: &[SocketAddr], limit: Option<std::time::Duration>)
         }
     }
     Err(last)
+}
+
+/// Checks that the connection has no live stream on `side`, marks one lent, and records it in the
+/// audit as a child of the connection.
+fn lend_stream(
+    state: &HostState,
+    conn: &Resource<LentConnection>,
+    side: StreamSide,
+) -> Result<(Arc<Socket>, HandleGuard), NetError> {
+    let parent = state.table.get(conn)?;
+    if !parent.socket.try_lend(side) {
+        return Err(ErrorCode::InvalidState.into());
+    }
+    let kind = match side {
+        StreamSide::Read => HandleKind::Reader,
+        StreamSide::Write => HandleKind::Writer,
+    };
+    let guard = state.audit.lend(kind, Some(parent.guard.id()), &parent.socket);
+    Ok((parent.socket.clone(), guard))
 }
 
 /// "reader #2" / "writer #3" for each child still in the table.
