@@ -17,7 +17,7 @@ fn opts() -> ConnectOptions {
 async fn listener_and_state() -> (TcpListener, HostState, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let allow = Allowlist::new([AllowEntry { host: "127.0.0.1".into(), port }]);
+    let allow = Allowlist::new([AllowEntry::host_port("127.0.0.1", port)]);
     (listener, HostState::new(Policy::allowing(allow)), port)
 }
 
@@ -33,9 +33,9 @@ fn code(result: Result<impl std::fmt::Debug, NetError>) -> ErrorCode {
 #[tokio::test]
 async fn dropping_a_connection_with_live_streams_traps() {
     let (_listener, mut state, port) = listener_and_state().await;
-    let conn = HostConnection::connect(&mut state, "127.0.0.1".into(), port, opts()).await.unwrap();
+    let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
     let rep = conn.rep();
-    let reader = HostConnection::reader(&mut state, wasmtime::component::Resource::new_borrow(rep)).await.unwrap();
+    let reader = state.lend_reader(&wasmtime::component::Resource::new_borrow(rep), vec![]).unwrap();
 
     let trap = HostConnection::drop(&mut state, wasmtime::component::Resource::new_own(rep)).await.unwrap_err();
     let message = trap.to_string();
@@ -54,14 +54,14 @@ async fn dropping_a_connection_with_live_streams_traps() {
 #[tokio::test]
 async fn one_reader_and_one_writer_at_a_time() {
     let (_listener, mut state, port) = listener_and_state().await;
-    let conn = HostConnection::connect(&mut state, "127.0.0.1".into(), port, opts()).await.unwrap();
+    let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
     let borrow = || wasmtime::component::Resource::new_borrow(conn.rep());
-    let reader = HostConnection::reader(&mut state, borrow()).await.unwrap();
-    assert_eq!(code(HostConnection::reader(&mut state, borrow()).await), ErrorCode::InvalidState);
-    let writer = HostConnection::writer(&mut state, borrow()).await.unwrap();
-    assert_eq!(code(HostConnection::writer(&mut state, borrow()).await), ErrorCode::InvalidState);
+    let reader = state.lend_reader(&borrow(), vec![]).unwrap();
+    assert_eq!(code(state.lend_reader(&borrow(), vec![])), ErrorCode::InvalidState);
+    let writer = state.lend_writer(&borrow(), vec![]).unwrap();
+    assert_eq!(code(state.lend_writer(&borrow(), vec![])), ErrorCode::InvalidState);
     HostReader::drop(&mut state, reader).await.unwrap();
-    let again = HostConnection::reader(&mut state, borrow()).await.unwrap();
+    let again = state.lend_reader(&borrow(), vec![]).unwrap();
     let kinds: Vec<HandleKind> = state.audit.records().iter().map(|r| r.kind).collect();
     assert_eq!(kinds, [HandleKind::Connection, HandleKind::Reader, HandleKind::Writer, HandleKind::Reader]);
     HostReader::drop(&mut state, again).await.unwrap();
@@ -75,12 +75,10 @@ async fn one_reader_and_one_writer_at_a_time() {
 #[tokio::test]
 async fn streams_carry_bytes_end_of_stream_and_timeouts() {
     let (listener, mut state, port) = listener_and_state().await;
-    let conn = HostConnection::connect(&mut state, "127.0.0.1".into(), port, opts()).await.unwrap();
+    let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
     let (mut peer, _) = listener.accept().await.unwrap();
-    let reader =
-        HostConnection::reader(&mut state, wasmtime::component::Resource::new_borrow(conn.rep())).await.unwrap();
-    let writer =
-        HostConnection::writer(&mut state, wasmtime::component::Resource::new_borrow(conn.rep())).await.unwrap();
+    let reader = state.lend_reader(&wasmtime::component::Resource::new_borrow(conn.rep()), vec![]).unwrap();
+    let writer = state.lend_writer(&wasmtime::component::Resource::new_borrow(conn.rep()), vec![]).unwrap();
     let r = || wasmtime::component::Resource::<leashed::net::socket::LentReader>::new_borrow(reader.rep());
     let w = || wasmtime::component::Resource::<leashed::net::socket::LentWriter>::new_borrow(writer.rep());
 
@@ -108,9 +106,8 @@ async fn streams_carry_bytes_end_of_stream_and_timeouts() {
 #[tokio::test]
 async fn teardown_reclaims_what_the_guest_kept() {
     let (_listener, mut state, port) = listener_and_state().await;
-    let conn = HostConnection::connect(&mut state, "127.0.0.1".into(), port, opts()).await.unwrap();
-    let _reader =
-        HostConnection::reader(&mut state, wasmtime::component::Resource::new_borrow(conn.rep())).await.unwrap();
+    let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
+    let _reader = state.lend_reader(&wasmtime::component::Resource::new_borrow(conn.rep()), vec![]).unwrap();
     let audit = state.audit.clone();
     assert_eq!(audit.summary().open, 2);
     drop(state);
@@ -134,10 +131,10 @@ async fn connect_timeout_is_enforced() {
     while let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await {
         fillers.push(s);
     }
-    let allow = Allowlist::new([AllowEntry { host: "127.0.0.1".into(), port: addr.port() }]);
+    let allow = Allowlist::new([AllowEntry::host_port("127.0.0.1", addr.port())]);
     let mut state = HostState::new(Policy { connect_timeout: Duration::from_millis(300), ..Policy::allowing(allow) });
     let started = std::time::Instant::now();
-    let result = HostConnection::connect(&mut state, "127.0.0.1".into(), addr.port(), opts()).await;
+    let result = state.lend_connection("127.0.0.1".into(), addr.port(), opts(), vec![]).await;
     assert_eq!(code(result), ErrorCode::TimedOut);
     assert!(started.elapsed() < Duration::from_secs(5), "the 300 ms limit was not applied");
     assert_eq!(state.audit.summary().lent, 0);

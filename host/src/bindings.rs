@@ -1,12 +1,19 @@
 //! Host bindings generated from `wit/` (world `leashed:mysql/client`).
 //!
 //! Every leashed:net import is async (tokio I/O) and trappable: a bad handle or a strict-policy
-//! violation traps, while socket failures come back to the guest as `error-code`.
+//! violation traps, while socket failures come back to the guest as `error-code`. The imports
+//! that lend handles also get the store, for the audit's creation sites.
 
 wasmtime::component::bindgen!({
     world: "client",
     path: "../wit",
-    imports: { default: async | trappable },
+    imports: {
+        // These lend handles: they also get the store, to capture the guest's backtrace.
+        "leashed:net/tcp.[static]connection.connect": async | store | trappable,
+        "leashed:net/tcp.[method]connection.reader": async | store | trappable,
+        "leashed:net/tcp.[method]connection.writer": async | store | trappable,
+        default: async | trappable,
+    },
     exports: { default: async },
     additional_derives: [PartialEq],
     with: {

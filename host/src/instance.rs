@@ -1,10 +1,11 @@
-//! One guest instance and its store: typed calls into the guest's leashed:mysql exports, and
-//! access to the store's audit.
+//! One leashed MySQL guest instance and its store: typed calls into its leashed:mysql exports,
+//! each audited as its own call scope, and access to the store's audit.
 //!
 //! Each call returns `wasmtime::Result<Result<T, E>>`: the outer error is a trap (the guest or the
 //! host broke the contract), the inner one is the guest's own answer.
 
-use crate::audit::Audit;
+use crate::audit::report::LeakReport;
+use crate::audit::{Audit, CallId};
 use crate::bindings::{Client, ConnectOptions, MysqlError, QueryError, ResultSet};
 use crate::state::HostState;
 use wasmtime::Store;
@@ -18,17 +19,31 @@ pub struct MysqlHandle(ResourceAny);
 pub struct GuestInstance {
     store: Store<HostState>,
     client: Client,
+    last_call: Option<CallId>,
 }
 
 impl GuestInstance {
     pub(crate) fn new(store: Store<HostState>, client: Client) -> Self {
-        GuestInstance { store, client }
+        GuestInstance { store, client, last_call: None }
+    }
+
+    fn begin(&mut self, name: String) -> CallId {
+        let call = self.store.data().audit.begin_call(name);
+        self.last_call = Some(call);
+        call
+    }
+
+    fn end<T>(&mut self, call: CallId, result: wasmtime::Result<T>) -> wasmtime::Result<T> {
+        self.store.data().audit.end_call(call, result.is_err());
+        result
     }
 
     /// Connects and logs in.
     pub async fn open(&mut self, options: &ConnectOptions) -> wasmtime::Result<Result<MysqlHandle, MysqlError>> {
+        let call = self.begin(format!("open(mysql://{}@{}:{})", options.user, options.host, options.port));
         let api = self.client.leashed_mysql_connection().connection();
-        Ok(api.call_open(&mut self.store, options).await?.map(MysqlHandle))
+        let result = api.call_open(&mut self.store, options).await;
+        Ok(self.end(call, result)?.map(MysqlHandle))
     }
 
     /// Runs one or more statements.
@@ -37,31 +52,46 @@ impl GuestInstance {
         conn: MysqlHandle,
         sql: &str,
     ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
+        let call = self.begin(format!("query({sql:?})"));
         let api = self.client.leashed_mysql_connection().connection();
-        api.call_query(&mut self.store, conn.0, sql).await
+        let result = api.call_query(&mut self.store, conn.0, sql).await;
+        self.end(call, result)
     }
 
     /// COM_PING.
     pub async fn ping(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
+        let call = self.begin("ping()".into());
         let api = self.client.leashed_mysql_connection().connection();
-        api.call_ping(&mut self.store, conn.0).await
+        let result = api.call_ping(&mut self.store, conn.0).await;
+        self.end(call, result)
     }
 
     /// Closes the connection (COM_QUIT, release of the lent sockets) and drops the guest's handle.
     pub async fn close(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
+        let call = self.begin("close()".into());
         let api = self.client.leashed_mysql_connection().connection();
-        let closed = api.call_close(&mut self.store, conn.0).await?;
-        conn.0.resource_drop_async(&mut self.store).await?;
-        Ok(closed)
+        let closed = api.call_close(&mut self.store, conn.0).await;
+        let dropped = match closed {
+            Ok(closed) => conn.0.resource_drop_async(&mut self.store).await.map(|()| closed),
+            Err(trap) => Err(trap),
+        };
+        self.end(call, dropped)
     }
 
     /// Drops the guest's handle without calling `close` (the guest then closes it itself).
     pub async fn drop_handle(&mut self, conn: MysqlHandle) -> wasmtime::Result<()> {
-        conn.0.resource_drop_async(&mut self.store).await
+        let call = self.begin("drop()".into());
+        let result = conn.0.resource_drop_async(&mut self.store).await;
+        self.end(call, result)
     }
 
     /// This store's handle registry.
     pub fn audit(&self) -> &Audit {
         &self.store.data().audit
+    }
+
+    /// The report for the most recent call: what it lent that the guest still holds.
+    pub fn last_call_report(&self) -> Option<LeakReport> {
+        self.last_call.map(|call| self.audit().call_report(call))
     }
 }

@@ -6,10 +6,12 @@
 //! - [`net`]: leashed:net — the lent sockets ([`net::socket`]), their host traits
 //!   ([`net::tcp`]), the allowlist and the error mapping.
 //! - [`policy`]: what a store's guest may do (allowlist, timeouts).
-//! - [`audit`]: the handle registry; [`os_fds`]: the OS's view of the same sockets.
+//! - [`audit`]: the handle registry, creation sites and leak reports; [`os_fds`]: the OS's view
+//!   of the same sockets.
 //! - [`state`]: the per-store state the imports work on.
 //! - [`component`], [`runtime`]: loading a component and instantiating it (wiring only).
 //! - [`instance`]: typed calls into a guest instance's leashed:mysql exports.
+//! - [`invoke`]: any component that imports leashed:net, its exports called by name under audit.
 //! - [`render`]: result sets as a mysql-style table or as JSON.
 //! - [`mysql_url`]: `mysql://` URLs to connect options.
 //!
@@ -19,6 +21,7 @@ pub mod audit;
 pub mod bindings;
 pub mod component;
 pub mod instance;
+pub mod invoke;
 pub mod mysql_url;
 pub mod net;
 pub mod os_fds;
@@ -27,9 +30,11 @@ pub mod render;
 pub mod runtime;
 pub mod state;
 
-pub use audit::{Audit, HandleId, HandleKind, HandleRecord, Release, Summary};
+pub use audit::report::LeakReport;
+pub use audit::{Audit, CallId, HandleId, HandleKind, HandleRecord, Release, Summary};
 pub use component::ComponentSource;
 pub use instance::{GuestInstance, MysqlHandle};
+pub use invoke::{AuditedComponent, AuditedInstance, CallOutcome};
 pub use net::allowlist::{AllowEntry, Allowlist};
-pub use policy::Policy;
+pub use policy::{ClosePolicy, Policy};
 pub use runtime::Runtime;

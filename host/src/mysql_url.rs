@@ -66,7 +66,7 @@ impl MysqlUrl {
 
     /// The allowlist entry that lets the guest reach this server and nothing else.
     pub fn allow_entry(&self) -> AllowEntry {
-        AllowEntry { host: self.host.clone(), port: self.port }
+        AllowEntry::host_port(&self.host, self.port)
     }
 }
 

@@ -8,15 +8,7 @@ use crate::net::socket::Socket;
 
 /// The fd behind a socket.
 pub fn fd_of(socket: &Socket) -> Option<i32> {
-    #[cfg(unix)]
-    {
-        Some(socket.raw_fd())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = socket;
-        None
-    }
+    socket.fd
 }
 
 /// The inode of the socket `fd` refers to, if it refers to a socket.

@@ -1,8 +1,48 @@
-//! What a store's guest may do with the network: where it may connect, and the time limits the
-//! host enforces on every lent socket.
+//! What a store's guest may do with the network: where it may connect, how many handles it may
+//! hold, the time limits the host enforces on every lent socket, and what dropping a connection
+//! with live streams does.
 
 use crate::net::allowlist::Allowlist;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// What happens when the guest drops a connection while a reader or writer lent from it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClosePolicy {
+    /// Trap, naming the live streams and where they were created (wasi:sockets' rule).
+    #[default]
+    Strict,
+    /// Python's makefile semantics: the OS socket stays open until the last of the connection,
+    /// reader and writer is dropped. The lingering streams are reported as the connection's leak.
+    Deferred,
+    /// Close the OS socket at once. Streams left behind get `closed` when used, and are reported.
+    Reclaim,
+}
+
+impl ClosePolicy {
+    pub const ALL: [ClosePolicy; 3] = [ClosePolicy::Strict, ClosePolicy::Deferred, ClosePolicy::Reclaim];
+}
+
+impl fmt::Display for ClosePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClosePolicy::Strict => "strict",
+            ClosePolicy::Deferred => "deferred",
+            ClosePolicy::Reclaim => "reclaim",
+        })
+    }
+}
+
+impl FromStr for ClosePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ClosePolicy::ALL
+            .into_iter()
+            .find(|p| p.to_string() == s)
+            .ok_or_else(|| format!("unknown close policy '{s}' (strict, deferred or reclaim)"))
+    }
+}
 
 /// The host's rules for one store.
 #[derive(Debug, Clone)]
@@ -15,6 +55,15 @@ pub struct Policy {
     pub read_timeout: Option<Duration>,
     /// Longest a write may stall; `None` lets the guest decide.
     pub write_timeout: Option<Duration>,
+    /// Dropping a connection whose streams live.
+    pub close: ClosePolicy,
+    /// Most connections open at once; past it, `connect` gets `limit-reached`.
+    pub max_connections: usize,
+    /// Most handles (connections, readers, writers) lent at once; past it, `limit-reached`.
+    pub max_handles: usize,
+    /// Record creation sites (wasm backtraces) and access history. Off, the registry still
+    /// counts handles but skips the backtraces and the per-operation bookkeeping.
+    pub audit_detail: bool,
 }
 
 impl Default for Policy {
@@ -24,6 +73,10 @@ impl Default for Policy {
             connect_timeout: Duration::from_secs(10),
             read_timeout: None,
             write_timeout: Some(Duration::from_secs(60)),
+            close: ClosePolicy::Strict,
+            max_connections: 64,
+            max_handles: 256,
+            audit_detail: true,
         }
     }
 }
@@ -56,5 +109,14 @@ mod tests {
         assert_eq!(tighter(host, Some(60_000)), host);
         assert_eq!(tighter(None, Some(5)), Some(Duration::from_millis(5)));
         assert_eq!(tighter(None, None), None);
+    }
+
+    /// Close policies parse from and print as their CLI names.
+    #[test]
+    fn close_policies_round_trip_through_their_names() {
+        for policy in ClosePolicy::ALL {
+            assert_eq!(policy.to_string().parse::<ClosePolicy>(), Ok(policy));
+        }
+        assert!("lenient".parse::<ClosePolicy>().is_err());
     }
 }

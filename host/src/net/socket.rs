@@ -2,15 +2,16 @@
 //! writer it lends.
 //!
 //! The socket is reference-counted: the OS fd closes when the connection and every stream lent
-//! from it are gone, which is exactly the drop rule the WIT contract states. Every table entry
-//! owns a [`HandleGuard`], so releasing a handle is recorded by the audit whichever way the
-//! entry dies (guest drop, or store teardown).
+//! from it are gone, which is exactly the drop rule the WIT contract states. The one exception is
+//! the `reclaim` close policy, which closes the fd early through [`Socket::reclaim`]; the streams
+//! left behind then fail with `closed`. Every table entry owns a [`HandleGuard`], so releasing a
+//! handle is recorded by the audit whichever way the entry dies.
 
 use crate::audit::HandleGuard;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -20,7 +21,10 @@ pub const MAX_READ: usize = 1 << 20;
 /// One connected OS socket and the limits that apply to it.
 #[derive(Debug)]
 pub struct Socket {
-    stream: TcpStream,
+    /// `None` once reclaimed: the fd is closed.
+    stream: Mutex<Option<Arc<TcpStream>>>,
+    /// The fd the stream had, for the audit's cross-check (it stays recorded after close).
+    pub fd: Option<i32>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub read_timeout: Option<Duration>,
@@ -45,7 +49,8 @@ impl Socket {
         Ok(Arc::new(Socket {
             peer: stream.peer_addr()?,
             local: stream.local_addr()?,
-            stream,
+            fd: raw_fd(&stream),
+            stream: Mutex::new(Some(Arc::new(stream))),
             read_timeout,
             write_timeout,
             reader_lent: AtomicBool::new(false),
@@ -53,11 +58,23 @@ impl Socket {
         }))
     }
 
-    /// The OS file descriptor, for the audit's cross-check.
-    #[cfg(unix)]
-    pub fn raw_fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.stream.as_raw_fd()
+    /// The stream, unless the socket was reclaimed (then `NotConnected`, which maps to `closed`).
+    fn stream(&self) -> io::Result<Arc<TcpStream>> {
+        self.stream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the connection was reclaimed"))
+    }
+
+    /// Closes the OS socket now, whatever handles still point at it.
+    pub fn reclaim(&self) {
+        self.stream.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Whether [`Socket::reclaim`] closed it.
+    pub fn is_reclaimed(&self) -> bool {
+        self.stream.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     fn lent_flag(&self, side: StreamSide) -> &AtomicBool {
@@ -80,11 +97,12 @@ impl Socket {
     /// Reads up to `max` (at least 1) bytes, waiting for at least one; an empty result is end of
     /// stream.
     pub async fn read(&self, max: usize) -> io::Result<Vec<u8>> {
+        let stream = self.stream()?;
         let mut buf = vec![0; max.min(MAX_READ)];
         let read = async {
             loop {
-                self.stream.readable().await?;
-                match self.stream.try_read(&mut buf) {
+                stream.readable().await?;
+                match stream.try_read(&mut buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(e),
@@ -98,11 +116,12 @@ impl Socket {
 
     /// Writes all of `bytes`.
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        let stream = self.stream()?;
         while !bytes.is_empty() {
             let wrote = with_timeout(self.write_timeout, async {
                 loop {
-                    self.stream.writable().await?;
-                    match self.stream.try_write(bytes) {
+                    stream.writable().await?;
+                    match stream.try_write(bytes) {
                         Ok(n) => return Ok(n),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                         Err(e) => return Err(e),
@@ -117,8 +136,24 @@ impl Socket {
 
     /// `shutdown(2)` on one or both directions.
     pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        socket2::SockRef::from(&self.stream).shutdown(how)
+        socket2::SockRef::from(&*self.stream()?).shutdown(how)
     }
+
+    /// Fails with `NotConnected` (`closed`) if the socket was reclaimed.
+    pub fn check_open(&self) -> io::Result<()> {
+        self.stream().map(drop)
+    }
+}
+
+#[cfg(unix)]
+fn raw_fd(stream: &TcpStream) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    Some(stream.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_: &TcpStream) -> Option<i32> {
+    None
 }
 
 /// Runs `op`, failing with `TimedOut` after `limit` (if any).
@@ -136,6 +171,9 @@ pub async fn with_timeout<T>(limit: Option<Duration>, op: impl Future<Output = i
 pub struct LentConnection {
     pub socket: Arc<Socket>,
     pub guard: HandleGuard,
+    /// The guest dropped it while streams lived (deferred or reclaim policy): the entry stays in
+    /// the table, as their parent, until the last of them is dropped.
+    pub dropped_by_guest: bool,
 }
 
 /// A `reader` handle, lent by a connection.
@@ -143,6 +181,8 @@ pub struct LentConnection {
 pub struct LentReader {
     pub socket: Arc<Socket>,
     pub guard: HandleGuard,
+    /// The table slot of the connection that lent it.
+    pub parent_rep: u32,
 }
 
 /// A `writer` handle, lent by a connection.
@@ -150,6 +190,8 @@ pub struct LentReader {
 pub struct LentWriter {
     pub socket: Arc<Socket>,
     pub guard: HandleGuard,
+    /// The table slot of the connection that lent it.
+    pub parent_rep: u32,
 }
 
 impl Drop for LentReader {

@@ -1,20 +1,23 @@
-//! `impl Host*` for leashed:net/tcp: each method looks the handle up, checks its state, and
-//! delegates to [`Socket`], the [`Allowlist`](super::allowlist::Allowlist) or the audit.
+//! `impl Host*` for leashed:net/tcp: each method looks the handle up, checks its state and the
+//! policy, and delegates to [`Socket`], the allowlist or the audit.
 //!
-//! Nothing here owns state; it all lives in [`HostState`].
+//! `connect`, `reader` and `writer` also get the store (bindgen's `store` flag), to capture the
+//! guest's backtrace as the handle's creation site. Nothing here owns state; it all lives in
+//! [`HostState`].
 
 use super::error::NetError;
 use super::socket::{LentConnection, LentReader, LentWriter, Socket, StreamSide, with_timeout};
-use crate::audit::{HandleGuard, HandleKind};
+use crate::audit::{HandleGuard, HandleId, HandleKind, site};
 use crate::bindings::leashed::net::tcp::{
-    ConnectOptions, ErrorCode, Host, HostConnection, HostReader, HostWriter, ShutdownType, SocketAddress,
+    ConnectOptions, ErrorCode, Host, HostConnection, HostConnectionWithStore, HostReader, HostWriter, ShutdownType,
+    SocketAddress,
 };
-use crate::policy::tighter;
+use crate::policy::{ClosePolicy, tighter};
 use crate::state::HostState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
-use wasmtime::component::Resource;
+use wasmtime::component::{Access, HasSelf, Resource};
 
 impl Host for HostState {
     fn convert_error_code(&mut self, err: NetError) -> wasmtime::Result<ErrorCode> {
@@ -25,51 +28,50 @@ impl Host for HostState {
     }
 }
 
-impl HostConnection for HostState {
+/// The guest's backtrace, if the policy asks for creation sites.
+fn creation_site(access: &mut Access<'_, HostState, HasSelf<HostState>>) -> Vec<String> {
+    if access.get().policy.audit_detail { site::capture(&*access) } else { Vec::new() }
+}
+
+impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
     async fn connect(
-        &mut self,
-        host: String,
+        mut access: Access<'_, HostState, Self>,
+        address: String,
         port: u16,
         options: ConnectOptions,
     ) -> Result<Resource<LentConnection>, NetError> {
-        let addrs = match self.policy.allow.vet(&host, port).await {
-            Ok(addrs) => addrs,
-            Err(code) => {
-                if code == ErrorCode::Denied {
-                    self.audit.deny(&host, port);
-                }
-                return Err(code.into());
-            }
-        };
-        let connect_timeout = tighter(Some(self.policy.connect_timeout), options.connect_timeout_ms);
-        let stream = connect_first(&addrs, connect_timeout).await?;
-        stream.set_nodelay(options.nodelay)?;
-        let socket = Socket::new(
-            stream,
-            tighter(self.policy.read_timeout, options.read_timeout_ms),
-            tighter(self.policy.write_timeout, options.write_timeout_ms),
-        )?;
-        let guard = self.audit.lend(HandleKind::Connection, None, &socket);
-        Ok(self.table.push(LentConnection { socket, guard })?)
+        let site = creation_site(&mut access);
+        access.get().lend_connection(address, port, options, site).await
     }
 
-    async fn reader(&mut self, conn: Resource<LentConnection>) -> Result<Resource<LentReader>, NetError> {
-        let (socket, guard) = lend_stream(self, &conn, StreamSide::Read)?;
-        Ok(self.table.push_child(LentReader { socket, guard }, &conn)?)
+    async fn reader(
+        mut access: Access<'_, HostState, Self>,
+        conn: Resource<LentConnection>,
+    ) -> Result<Resource<LentReader>, NetError> {
+        let site = creation_site(&mut access);
+        access.get().lend_reader(&conn, site)
     }
 
-    async fn writer(&mut self, conn: Resource<LentConnection>) -> Result<Resource<LentWriter>, NetError> {
-        let (socket, guard) = lend_stream(self, &conn, StreamSide::Write)?;
-        Ok(self.table.push_child(LentWriter { socket, guard }, &conn)?)
+    async fn writer(
+        mut access: Access<'_, HostState, Self>,
+        conn: Resource<LentConnection>,
+    ) -> Result<Resource<LentWriter>, NetError> {
+        let site = creation_site(&mut access);
+        access.get().lend_writer(&conn, site)
     }
+}
 
+impl HostConnection for HostState {
     async fn shutdown(&mut self, conn: Resource<LentConnection>, how: ShutdownType) -> Result<(), NetError> {
         let how = match how {
             ShutdownType::Receive => std::net::Shutdown::Read,
             ShutdownType::Send => std::net::Shutdown::Write,
             ShutdownType::Both => std::net::Shutdown::Both,
         };
-        Ok(self.table.get(&conn)?.socket.shutdown(how)?)
+        let entry = self.table.get(&conn)?;
+        let (socket, id) = (entry.socket.clone(), entry.guard.id());
+        self.note_op(id, "shutdown", 0, 0);
+        Ok(socket.shutdown(how)?)
     }
 
     async fn peer_address(&mut self, conn: Resource<LentConnection>) -> Result<SocketAddress, NetError> {
@@ -82,53 +84,232 @@ impl HostConnection for HostState {
 
     async fn drop(&mut self, conn: Resource<LentConnection>) -> wasmtime::Result<()> {
         let live = live_children(self, &conn)?;
-        if !live.is_empty() {
-            let id = self.table.get(&conn)?.guard.id();
-            wasmtime::bail!(
-                "resource has children: connection {id} was dropped while its {} still lent \
-                 (strict close policy: drop the writer and the reader before the connection)",
-                live.join(" and ")
-            );
+        if live.is_empty() {
+            self.table.delete(conn)?.guard.dropped_by_guest();
+            return Ok(());
         }
-        let mut entry = self.table.delete(conn)?;
-        entry.guard.dropped_by_guest();
-        Ok(())
+        let id = self.table.get(&conn)?.guard.id();
+        match self.policy.close {
+            ClosePolicy::Strict => {
+                let described: Vec<String> = live.iter().map(|&(kind, child)| self.describe(kind, child)).collect();
+                wasmtime::bail!(
+                    "resource has children: {} was dropped while its {} still lent (strict close policy: drop \
+                     the writer and the reader before the connection)",
+                    self.describe(HandleKind::Connection, id),
+                    described.join(" and ")
+                );
+            }
+            ClosePolicy::Deferred | ClosePolicy::Reclaim => {
+                // The entry stays as its streams' parent until the last of them is dropped.
+                let entry = self.table.get_mut(&conn)?;
+                entry.dropped_by_guest = true;
+                entry.guard.record_guest_drop_now();
+                if self.policy.close == ClosePolicy::Reclaim {
+                    entry.socket.reclaim();
+                    self.audit.note_reclaimed(id);
+                }
+                Ok(())
+            }
+        }
     }
 }
 
 impl HostReader for HostState {
     async fn read(&mut self, reader: Resource<LentReader>, max: u32) -> Result<Vec<u8>, NetError> {
-        let socket = self.table.get(&reader)?.socket.clone();
+        let entry = self.table.get(&reader)?;
+        let (socket, id) = (entry.socket.clone(), entry.guard.id());
         if max == 0 {
             // An empty answer would read as end of stream.
             return Err(ErrorCode::InvalidState.into());
         }
-        Ok(socket.read(max as usize).await?)
+        match socket.read(max as usize).await {
+            Ok(bytes) => {
+                self.note_op(id, "read", bytes.len(), 0);
+                Ok(bytes)
+            }
+            Err(e) => Err(self.failed(&socket, id, "read", e)),
+        }
     }
 
     async fn drop(&mut self, reader: Resource<LentReader>) -> wasmtime::Result<()> {
-        self.table.delete(reader)?.guard.dropped_by_guest();
-        Ok(())
+        let mut entry = self.table.delete(reader)?;
+        entry.guard.dropped_by_guest();
+        let parent = entry.parent_rep;
+        drop(entry);
+        release_orphaned_parent(self, parent)
     }
 }
 
 impl HostWriter for HostState {
     async fn write(&mut self, writer: Resource<LentWriter>, bytes: Vec<u8>) -> Result<u32, NetError> {
-        let socket = self.table.get(&writer)?.socket.clone();
-        socket.write_all(&bytes).await?;
-        Ok(bytes.len() as u32)
+        let entry = self.table.get(&writer)?;
+        let (socket, id) = (entry.socket.clone(), entry.guard.id());
+        match socket.write_all(&bytes).await {
+            Ok(()) => {
+                self.note_op(id, "write", 0, bytes.len());
+                Ok(bytes.len() as u32)
+            }
+            Err(e) => Err(self.failed(&socket, id, "write", e)),
+        }
     }
 
     async fn flush(&mut self, writer: Resource<LentWriter>) -> Result<(), NetError> {
         // Writes go straight to the OS socket; there is no host-side buffer to drain.
-        self.table.get(&writer)?;
-        Ok(())
+        let entry = self.table.get(&writer)?;
+        let (socket, id) = (entry.socket.clone(), entry.guard.id());
+        match socket.check_open() {
+            Ok(()) => {
+                self.note_op(id, "flush", 0, 0);
+                Ok(())
+            }
+            Err(e) => Err(self.failed(&socket, id, "flush", e)),
+        }
     }
 
     async fn drop(&mut self, writer: Resource<LentWriter>) -> wasmtime::Result<()> {
-        self.table.delete(writer)?.guard.dropped_by_guest();
-        Ok(())
+        let mut entry = self.table.delete(writer)?;
+        entry.guard.dropped_by_guest();
+        let parent = entry.parent_rep;
+        drop(entry);
+        release_orphaned_parent(self, parent)
     }
+}
+
+impl HostState {
+    /// `connection.connect` with a creation site: allowlist, limits, the TCP connect, the audit
+    /// record. Public so host-level tests can drive it without wasm.
+    pub async fn lend_connection(
+        &mut self,
+        host: String,
+        port: u16,
+        options: ConnectOptions,
+        site: Vec<String>,
+    ) -> Result<Resource<LentConnection>, NetError> {
+        connect(self, host, port, options, site).await
+    }
+
+    /// `connection.reader` with a creation site.
+    pub fn lend_reader(
+        &mut self,
+        conn: &Resource<LentConnection>,
+        site: Vec<String>,
+    ) -> Result<Resource<LentReader>, NetError> {
+        let (socket, guard) = lend_stream(self, conn, StreamSide::Read, site)?;
+        Ok(self.table.push_child(LentReader { socket, guard, parent_rep: conn.rep() }, conn)?)
+    }
+
+    /// `connection.writer` with a creation site.
+    pub fn lend_writer(
+        &mut self,
+        conn: &Resource<LentConnection>,
+        site: Vec<String>,
+    ) -> Result<Resource<LentWriter>, NetError> {
+        let (socket, guard) = lend_stream(self, conn, StreamSide::Write, site)?;
+        Ok(self.table.push_child(LentWriter { socket, guard, parent_rep: conn.rep() }, conn)?)
+    }
+
+    fn note_op(&self, id: HandleId, op: &'static str, read: usize, written: usize) {
+        if self.policy.audit_detail {
+            self.audit.note_op(id, op, read, written);
+        }
+    }
+
+    /// Maps an I/O failure to the guest's error, recording a use of a reclaimed socket.
+    fn failed(&self, socket: &Socket, id: HandleId, op: &'static str, e: std::io::Error) -> NetError {
+        if socket.is_reclaimed() {
+            self.audit.note_late_use(id, op);
+        }
+        e.into()
+    }
+
+    /// "reader #2 (created at f ← g)" for messages.
+    fn describe(&self, kind: HandleKind, id: HandleId) -> String {
+        let site = self.audit.record(id).map(|r| r.site).unwrap_or_default();
+        match site.first() {
+            Some(frame) => format!("{kind} {id} (created at {frame})"),
+            None => format!("{kind} {id}"),
+        }
+    }
+}
+
+/// `connect` itself: allowlist, limits, the TCP connect, the audit record.
+async fn connect(
+    state: &mut HostState,
+    host: String,
+    port: u16,
+    options: ConnectOptions,
+    site: Vec<String>,
+) -> Result<Resource<LentConnection>, NetError> {
+    let addrs = match state.policy.allow.vet(&host, port).await {
+        Ok(addrs) => addrs,
+        Err(code) => {
+            if code == ErrorCode::Denied {
+                state.audit.deny(&host, port);
+            }
+            return Err(code.into());
+        }
+    };
+    check_limits(state, HandleKind::Connection)?;
+    let connect_timeout = tighter(Some(state.policy.connect_timeout), options.connect_timeout_ms);
+    let stream = connect_first(&addrs, connect_timeout).await?;
+    stream.set_nodelay(options.nodelay)?;
+    let socket = Socket::new(
+        stream,
+        tighter(state.policy.read_timeout, options.read_timeout_ms),
+        tighter(state.policy.write_timeout, options.write_timeout_ms),
+    )?;
+    let guard = state.audit.lend(HandleKind::Connection, None, &socket, site);
+    Ok(state.table.push(LentConnection { socket, guard, dropped_by_guest: false })?)
+}
+
+/// Refuses with `limit-reached` past the store's connection or handle limit.
+fn check_limits(state: &HostState, kind: HandleKind) -> Result<(), NetError> {
+    let (connections, handles) = state.audit.open_counts();
+    if kind == HandleKind::Connection && connections >= state.policy.max_connections {
+        state.audit.limit_reached("open connections", state.policy.max_connections);
+        return Err(ErrorCode::LimitReached.into());
+    }
+    if handles >= state.policy.max_handles {
+        state.audit.limit_reached("lent handles", state.policy.max_handles);
+        return Err(ErrorCode::LimitReached.into());
+    }
+    Ok(())
+}
+
+/// Checks that the connection has no live stream on `side`, marks one lent, and records it in the
+/// audit as a child of the connection.
+fn lend_stream(
+    state: &HostState,
+    conn: &Resource<LentConnection>,
+    side: StreamSide,
+    site: Vec<String>,
+) -> Result<(Arc<Socket>, HandleGuard), NetError> {
+    let parent = state.table.get(conn)?;
+    parent.socket.check_open()?;
+    let kind = match side {
+        StreamSide::Read => HandleKind::Reader,
+        StreamSide::Write => HandleKind::Writer,
+    };
+    check_limits(state, kind)?;
+    if !parent.socket.try_lend(side) {
+        return Err(ErrorCode::InvalidState.into());
+    }
+    let guard = state.audit.lend(kind, Some(parent.guard.id()), &parent.socket, site);
+    Ok((parent.socket.clone(), guard))
+}
+
+/// Deletes a connection the guest already dropped once its last stream is gone (deferred and
+/// reclaim policies), which releases its socket.
+fn release_orphaned_parent(state: &mut HostState, parent_rep: u32) -> wasmtime::Result<()> {
+    let parent = Resource::<LentConnection>::new_own(parent_rep);
+    let orphaned = match state.table.get(&parent) {
+        Ok(entry) => entry.dropped_by_guest && state.table.iter_children(&parent)?.next().is_none(),
+        Err(_) => false,
+    };
+    if orphaned {
+        state.table.delete(parent)?;
+    }
+    Ok(())
 }
 
 /// Tries each vetted address in turn; the last error wins.
@@ -143,33 +324,14 @@ async fn connect_first(addrs: &[SocketAddr], limit: Option<std::time::Duration>)
     Err(last)
 }
 
-/// Checks that the connection has no live stream on `side`, marks one lent, and records it in the
-/// audit as a child of the connection.
-fn lend_stream(
-    state: &HostState,
-    conn: &Resource<LentConnection>,
-    side: StreamSide,
-) -> Result<(Arc<Socket>, HandleGuard), NetError> {
-    let parent = state.table.get(conn)?;
-    if !parent.socket.try_lend(side) {
-        return Err(ErrorCode::InvalidState.into());
-    }
-    let kind = match side {
-        StreamSide::Read => HandleKind::Reader,
-        StreamSide::Write => HandleKind::Writer,
-    };
-    let guard = state.audit.lend(kind, Some(parent.guard.id()), &parent.socket);
-    Ok((parent.socket.clone(), guard))
-}
-
-/// "reader #2" / "writer #3" for each child still in the table.
-fn live_children(state: &HostState, conn: &Resource<LentConnection>) -> wasmtime::Result<Vec<String>> {
+/// Each child still in the table, as (kind, id).
+fn live_children(state: &HostState, conn: &Resource<LentConnection>) -> wasmtime::Result<Vec<(HandleKind, HandleId)>> {
     let mut live = Vec::new();
     for child in state.table.iter_children(conn)? {
         if let Some(reader) = child.downcast_ref::<LentReader>() {
-            live.push(format!("reader {}", reader.guard.id()));
+            live.push((HandleKind::Reader, reader.guard.id()));
         } else if let Some(writer) = child.downcast_ref::<LentWriter>() {
-            live.push(format!("writer {}", writer.guard.id()));
+            live.push((HandleKind::Writer, writer.guard.id()));
         }
     }
     Ok(live)

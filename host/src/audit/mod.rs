@@ -1,0 +1,456 @@
+//! The handle registry: every handle lent to a guest, its parent, its OS socket, where and in
+//! which call it was created, what was done with it, and how it ended. One registry per store.
+//!
+//! Releasing is structural: each table entry owns a [`HandleGuard`] whose `Drop` records the
+//! release, so the registry cannot miss a handle however its entry dies. The registry never
+//! closes anything itself. Reports over it are built in [`report`].
+
+pub mod report;
+pub mod site;
+
+use crate::net::socket::Socket;
+use crate::os_fds;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Identifies one lent handle for the life of its store. Resource-table slots are reused; these
+/// ids never are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandleId(pub u64);
+
+impl fmt::Display for HandleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Identifies one export call into the guest (1 = the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What a handle is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleKind {
+    Connection,
+    Reader,
+    Writer,
+}
+
+impl fmt::Display for HandleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandleKind::Connection => "connection",
+            HandleKind::Reader => "reader",
+            HandleKind::Writer => "writer",
+        })
+    }
+}
+
+/// How a handle ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The guest dropped it: the contract was kept.
+    GuestDropped,
+    /// The guest never dropped it; its socket had been closed by the `reclaim` policy, and the
+    /// host released the handle when the store was torn down.
+    PolicyReclaim,
+    /// The guest never dropped it; the host reclaimed it when the store was torn down.
+    StoreTeardown,
+    /// The guest trapped while holding it; the host released it with the store.
+    AfterTrap,
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Release::GuestDropped => "guest-dropped",
+            Release::PolicyReclaim => "policy-reclaim",
+            Release::StoreTeardown => "store-teardown",
+            Release::AfterTrap => "after-trap",
+        })
+    }
+}
+
+/// The last operation on a handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastOp {
+    pub op: &'static str,
+    pub at: Instant,
+}
+
+/// Everything the audit knows about one lent handle.
+#[derive(Debug, Clone)]
+pub struct HandleRecord {
+    pub id: HandleId,
+    pub kind: HandleKind,
+    /// The connection a reader or writer was lent by.
+    pub parent: Option<HandleId>,
+    pub peer: SocketAddr,
+    /// The OS fd and socket inode behind the handle (Linux), for the cross-check with /proc.
+    pub fd: Option<i32>,
+    pub socket_inode: Option<u64>,
+    pub created: Instant,
+    /// The export call during which it was lent.
+    pub created_in_call: Option<CallId>,
+    /// The guest's wasm backtrace when it was lent, innermost frame first.
+    pub site: Vec<String>,
+    /// Operations (read, write, flush, shutdown, ...) done through this handle.
+    pub ops: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub last_op: Option<LastOp>,
+    pub released: Option<Release>,
+    pub released_in_call: Option<CallId>,
+    /// The position of this release among the store's releases (1 = first), to check the order
+    /// streams and connections were given back in.
+    pub release_order: Option<u64>,
+    /// For a connection: the `reclaim` policy closed its socket when the guest dropped it.
+    pub socket_reclaimed: bool,
+}
+
+/// One export call.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub id: CallId,
+    /// The call as written, e.g. `run("127.0.0.1", 3306)`.
+    pub name: String,
+    pub trapped: bool,
+    pub finished: bool,
+}
+
+/// Something the audit saw that is not a leak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A connect the policy refused, before any socket was created.
+    Denied { host: String, port: u16, call: Option<CallId> },
+    /// A connect or lend refused by a per-store limit.
+    LimitReached { what: &'static str, limit: usize, call: Option<CallId> },
+    /// A stream used after its connection's socket was reclaimed.
+    LateUse { handle: HandleId, op: &'static str, call: Option<CallId>, connection: HandleId },
+    /// A host bug: a handle released a second time.
+    DoubleRelease { handle: HandleId, first: Release, second: Release, call: Option<CallId> },
+}
+
+/// Counts for the one-line summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub lent: usize,
+    pub released: usize,
+    pub open: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "audit: {} handles lent, {} released, {} open", self.lent, self.released, self.open)
+    }
+}
+
+/// A connect the policy refused, before any socket was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    records: Vec<HandleRecord>,
+    calls: Vec<CallRecord>,
+    events: Vec<Event>,
+    releases: u64,
+    current_call: Option<CallId>,
+    trapped: bool,
+    open_connections: usize,
+    open_handles: usize,
+}
+
+impl Registry {
+    fn record_mut(&mut self, id: HandleId) -> Option<&mut HandleRecord> {
+        self.records.get_mut((id.0 as usize).checked_sub(1)?)
+    }
+}
+
+/// A store's handle registry; cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    inner: Arc<Mutex<Registry>>,
+}
+
+impl Audit {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // Every update is a single push or field store, so a lock poisoned by a panic elsewhere
+        // still holds consistent data.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a newly lent handle and returns the guard its table entry must own.
+    pub fn lend(&self, kind: HandleKind, parent: Option<HandleId>, socket: &Socket, site: Vec<String>) -> HandleGuard {
+        let fd = os_fds::fd_of(socket);
+        let socket_inode = fd.and_then(os_fds::socket_inode);
+        let mut registry = self.registry();
+        let id = HandleId(registry.records.len() as u64 + 1);
+        let created_in_call = registry.current_call;
+        registry.open_handles += 1;
+        if kind == HandleKind::Connection {
+            registry.open_connections += 1;
+        }
+        registry.records.push(HandleRecord {
+            id,
+            kind,
+            parent,
+            peer: socket.peer,
+            fd,
+            socket_inode,
+            created: Instant::now(),
+            created_in_call,
+            site,
+            ops: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            last_op: None,
+            released: None,
+            released_in_call: None,
+            release_order: None,
+            socket_reclaimed: false,
+        });
+        HandleGuard { id, audit: self.clone(), cause: None, recorded: false }
+    }
+
+    /// Records an operation on a handle and the bytes it moved.
+    pub fn note_op(&self, id: HandleId, op: &'static str, read: usize, written: usize) {
+        let mut registry = self.registry();
+        if let Some(record) = registry.record_mut(id) {
+            record.ops += 1;
+            record.bytes_read += read as u64;
+            record.bytes_written += written as u64;
+            record.last_op = Some(LastOp { op, at: Instant::now() });
+        }
+    }
+
+    /// Records that the `reclaim` policy closed this connection's socket.
+    pub fn note_reclaimed(&self, connection: HandleId) {
+        if let Some(record) = self.registry().record_mut(connection) {
+            record.socket_reclaimed = true;
+        }
+    }
+
+    /// Records a stream used after its connection's socket was reclaimed.
+    pub fn note_late_use(&self, handle: HandleId, op: &'static str) {
+        let mut registry = self.registry();
+        let connection = registry.record_mut(handle).and_then(|r| r.parent).unwrap_or(handle);
+        let call = registry.current_call;
+        registry.events.push(Event::LateUse { handle, op, call, connection });
+    }
+
+    /// Records a connect the policy refused.
+    pub fn deny(&self, host: &str, port: u16) {
+        let mut registry = self.registry();
+        let call = registry.current_call;
+        registry.events.push(Event::Denied { host: host.to_string(), port, call });
+    }
+
+    /// Records a refusal by a per-store limit.
+    pub fn limit_reached(&self, what: &'static str, limit: usize) {
+        let mut registry = self.registry();
+        let call = registry.current_call;
+        registry.events.push(Event::LimitReached { what, limit, call });
+    }
+
+    /// Starts an export call: handles lent from now on belong to it.
+    pub fn begin_call(&self, name: impl Into<String>) -> CallId {
+        let mut registry = self.registry();
+        let id = CallId(registry.calls.len() as u64 + 1);
+        registry.calls.push(CallRecord { id, name: name.into(), trapped: false, finished: false });
+        registry.current_call = Some(id);
+        id
+    }
+
+    /// Ends an export call. A trap poisons the instance: handles the guest still holds can only
+    /// be released with the store.
+    pub fn end_call(&self, id: CallId, trapped: bool) {
+        let mut registry = self.registry();
+        if let Some(call) = registry.calls.get_mut(id.0 as usize - 1) {
+            call.finished = true;
+            call.trapped = trapped;
+        }
+        registry.trapped |= trapped;
+        registry.current_call = None;
+    }
+
+    fn mark_released(&self, id: HandleId, cause: Option<Release>) {
+        let mut registry = self.registry();
+        let call = registry.current_call;
+        let trapped = registry.trapped;
+        let Some(record) = registry.record_mut(id) else { return };
+        let parent = record.parent;
+        let reclaimed = match parent {
+            Some(parent) => registry.record_mut(parent).is_some_and(|p| p.socket_reclaimed),
+            None => false,
+        };
+        let cause = cause.unwrap_or(if reclaimed {
+            Release::PolicyReclaim
+        } else if trapped {
+            Release::AfterTrap
+        } else {
+            Release::StoreTeardown
+        });
+        let order = registry.releases + 1;
+        let record = registry.record_mut(id).expect("looked up above");
+        match record.released {
+            Some(first) => {
+                registry.events.push(Event::DoubleRelease { handle: id, first, second: cause, call });
+            }
+            None => {
+                let kind = record.kind;
+                record.released = Some(cause);
+                record.released_in_call = call;
+                record.release_order = Some(order);
+                registry.releases = order;
+                registry.open_handles -= 1;
+                if kind == HandleKind::Connection {
+                    registry.open_connections -= 1;
+                }
+            }
+        }
+    }
+
+    /// Open (unreleased) connections and handles, for the per-store limits.
+    pub fn open_counts(&self) -> (usize, usize) {
+        let registry = self.registry();
+        (registry.open_connections, registry.open_handles)
+    }
+
+    /// One handle's record.
+    pub fn record(&self, id: HandleId) -> Option<HandleRecord> {
+        self.registry().record_mut(id).cloned()
+    }
+
+    /// Every handle lent so far, in lending order.
+    pub fn records(&self) -> Vec<HandleRecord> {
+        self.registry().records.clone()
+    }
+
+    /// Every export call so far.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.registry().calls.clone()
+    }
+
+    /// Denials, limits, late uses and host bugs, in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.registry().events.clone()
+    }
+
+    /// The connects refused by policy.
+    pub fn denials(&self) -> Vec<Denial> {
+        self.registry()
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Denied { host, port, .. } => Some(Denial { host: host.clone(), port: *port }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Handles not yet released.
+    pub fn open_handles(&self) -> Vec<HandleRecord> {
+        self.registry().records.iter().filter(|r| r.released.is_none()).cloned().collect()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let registry = self.registry();
+        let released = registry.records.iter().filter(|r| r.released.is_some()).count();
+        Summary { lent: registry.records.len(), released, open: registry.records.len() - released }
+    }
+}
+
+/// Owned by every table entry; its drop records the handle's release.
+#[derive(Debug)]
+pub struct HandleGuard {
+    id: HandleId,
+    audit: Audit,
+    /// `None` until the guest drops the handle: a guard dropped without it was released by the
+    /// host (the cause is worked out from the store's state).
+    cause: Option<Release>,
+    /// The release is already in the registry (recorded before the entry died).
+    recorded: bool,
+}
+
+impl HandleGuard {
+    pub fn id(&self) -> HandleId {
+        self.id
+    }
+
+    /// Called when the guest drops the handle, just before the entry is dropped.
+    pub fn dropped_by_guest(&mut self) {
+        self.cause = Some(Release::GuestDropped);
+    }
+
+    /// Records the guest's drop now, for an entry the table must keep (a connection whose
+    /// streams outlive it under the deferred or reclaim policy).
+    pub fn record_guest_drop_now(&mut self) {
+        self.audit.mark_released(self.id, Some(Release::GuestDropped));
+        self.recorded = true;
+    }
+}
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.audit.mark_released(self.id, self.cause);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second release of the same handle is a host bug, reported with both causes; the first
+    /// release stands.
+    #[test]
+    fn double_release_is_reported_as_a_host_bug() {
+        let audit = Audit::default();
+        let call = audit.begin_call("run()");
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        audit.registry().records.push(HandleRecord {
+            id: HandleId(1),
+            kind: HandleKind::Reader,
+            parent: None,
+            peer: addr,
+            fd: None,
+            socket_inode: None,
+            created: Instant::now(),
+            created_in_call: Some(call),
+            site: vec![],
+            ops: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            last_op: None,
+            released: None,
+            released_in_call: None,
+            release_order: None,
+            socket_reclaimed: false,
+        });
+        audit.mark_released(HandleId(1), Some(Release::GuestDropped));
+        audit.mark_released(HandleId(1), None);
+        assert_eq!(audit.records()[0].released, Some(Release::GuestDropped));
+        assert_eq!(
+            audit.events(),
+            [Event::DoubleRelease {
+                handle: HandleId(1),
+                first: Release::GuestDropped,
+                second: Release::StoreTeardown,
+                call: Some(call)
+            }]
+        );
+    }
+}

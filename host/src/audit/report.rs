@@ -1,0 +1,395 @@
+//! Leak reports over the registry: per export call (what a call lent and did not give back
+//! before it returned) or for the whole store, as text in the style of LeakSanitizer and as
+//! JSON. Each report also cross-checks every socket against /proc/self/fd.
+//!
+//! A handle *leaks* when the guest did not drop it. Leaked handles are grouped by connection:
+//! a connection heads its group (a direct leak, or "dropped, but its streams keep it"), with its
+//! undropped streams under it.
+
+use super::{Audit, CallId, CallRecord, Event, HandleId, HandleKind, HandleRecord, Release};
+use crate::os_fds;
+use serde::Serialize;
+use std::fmt::Write;
+use std::time::Instant;
+
+/// What a report covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Scope {
+    /// One export call.
+    Call { call: u64, name: String, trapped: bool },
+    /// Everything the store lent.
+    Store,
+}
+
+/// A connection whose handles were not all dropped by the guest.
+#[derive(Debug, Clone)]
+pub struct LeakedConnection {
+    pub connection: HandleRecord,
+    /// The connection's readers and writers the guest did not drop.
+    pub streams: Vec<HandleRecord>,
+}
+
+/// A disagreement between the audit and the OS: always a host bug.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OsMismatch {
+    pub connection: u64,
+    pub fd: i32,
+    pub socket_inode: u64,
+    /// What the audit expects.
+    pub expected_open: bool,
+    pub actually_open: bool,
+}
+
+/// The audit's findings for one scope.
+#[derive(Debug, Clone)]
+pub struct LeakReport {
+    pub scope: Scope,
+    pub leaks: Vec<LeakedConnection>,
+    pub events: Vec<Event>,
+    pub os_mismatches: Vec<OsMismatch>,
+    pub lent: usize,
+    pub generated: Instant,
+}
+
+impl LeakReport {
+    /// Handles the guest did not drop, in all groups.
+    pub fn leaked_handles(&self) -> usize {
+        self.leaks
+            .iter()
+            .map(|l| l.streams.len() + usize::from(l.connection.released != Some(Release::GuestDropped)))
+            .sum()
+    }
+
+    /// True when nothing leaked and the audit found nothing wrong.
+    pub fn is_clean(&self) -> bool {
+        self.leaks.is_empty() && self.os_mismatches.is_empty() && !self.events.iter().any(is_problem)
+    }
+
+    /// Panics with the text report unless the report is clean: for embedders' tests.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        if !self.is_clean() {
+            panic!("the guest leaked lent handles:\n{}", self.to_text());
+        }
+    }
+}
+
+fn is_problem(event: &Event) -> bool {
+    matches!(event, Event::LateUse { .. } | Event::DoubleRelease { .. })
+}
+
+impl Audit {
+    /// What `call` lent and the guest had not dropped when the report was made.
+    pub fn call_report(&self, call: CallId) -> LeakReport {
+        let calls = self.calls();
+        let record = calls.iter().find(|c| c.id == call);
+        let scope = match record {
+            Some(CallRecord { id, name, trapped, .. }) => {
+                Scope::Call { call: id.0, name: name.clone(), trapped: *trapped }
+            }
+            None => Scope::Call { call: call.0, name: "?".into(), trapped: false },
+        };
+        self.report(scope, |r| r.created_in_call == Some(call), |e| event_call(e) == Some(call))
+    }
+
+    /// Everything the store lent that the guest had not dropped.
+    pub fn store_report(&self) -> LeakReport {
+        self.report(Scope::Store, |_| true, |_| true)
+    }
+
+    fn report(
+        &self,
+        scope: Scope,
+        in_scope: impl Fn(&HandleRecord) -> bool,
+        event_in_scope: impl Fn(&Event) -> bool,
+    ) -> LeakReport {
+        let records = self.records();
+        let find = |id: HandleId| records.iter().find(|r| r.id == id);
+        let mut leaks: Vec<LeakedConnection> = Vec::new();
+        for record in records.iter().filter(|r| in_scope(r) && r.released != Some(Release::GuestDropped)) {
+            let head = match record.kind {
+                HandleKind::Connection => record,
+                _ => record.parent.and_then(find).unwrap_or(record),
+            };
+            let group = match leaks.iter_mut().position(|l| l.connection.id == head.id) {
+                Some(i) => &mut leaks[i],
+                None => {
+                    leaks.push(LeakedConnection { connection: head.clone(), streams: Vec::new() });
+                    leaks.last_mut().unwrap()
+                }
+            };
+            if record.kind != HandleKind::Connection {
+                group.streams.push(record.clone());
+            }
+        }
+        leaks.sort_by_key(|l| l.connection.id);
+        LeakReport {
+            scope,
+            leaks,
+            events: self.events().into_iter().filter(|e| event_in_scope(e)).collect(),
+            os_mismatches: os_mismatches(&records),
+            lent: records.iter().filter(|r| in_scope(r)).count(),
+            generated: Instant::now(),
+        }
+    }
+}
+
+fn event_call(event: &Event) -> Option<CallId> {
+    match event {
+        Event::Denied { call, .. }
+        | Event::LimitReached { call, .. }
+        | Event::LateUse { call, .. }
+        | Event::DoubleRelease { call, .. } => *call,
+    }
+}
+
+/// Compares, for every connection, whether its socket should be open (some handle of it is
+/// alive and it was not reclaimed) with what /proc/self/fd says.
+fn os_mismatches(records: &[HandleRecord]) -> Vec<OsMismatch> {
+    records
+        .iter()
+        .filter(|r| r.kind == HandleKind::Connection)
+        .filter_map(|conn| {
+            let (fd, inode) = (conn.fd?, conn.socket_inode?);
+            let alive = records.iter().any(|r| (r.id == conn.id || r.parent == Some(conn.id)) && r.released.is_none());
+            let expected_open = alive && !conn.socket_reclaimed;
+            let actually_open = os_fds::socket_is_open(fd, inode);
+            (expected_open != actually_open).then_some(OsMismatch {
+                connection: conn.id.0,
+                fd,
+                socket_inode: inode,
+                expected_open,
+                actually_open,
+            })
+        })
+        .collect()
+}
+
+// ---- text ------------------------------------------------------------------------------------
+
+impl LeakReport {
+    /// The report as text, in the style of LeakSanitizer.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let scope = match &self.scope {
+            Scope::Call { call, name, trapped } => {
+                format!("call #{call} `{name}`{}", if *trapped { " (trapped)" } else { "" })
+            }
+            Scope::Store => "the whole store".to_string(),
+        };
+        if self.is_clean() {
+            let _ =
+                writeln!(out, "==leashed== no leaks in {scope}: {} handles lent, all dropped by the guest", self.lent);
+            return out;
+        }
+        let _ = writeln!(out, "==leashed==ERROR: leaked lent handles in {scope}");
+        for leak in &self.leaks {
+            out.push('\n');
+            let conn = &leak.connection;
+            let state = match conn.released {
+                Some(Release::GuestDropped) if conn.socket_reclaimed => {
+                    "dropped by the guest; the reclaim policy closed its socket, but streams were left behind"
+                        .to_string()
+                }
+                Some(Release::GuestDropped) => {
+                    "dropped by the guest, but its socket stays open for its streams".to_string()
+                }
+                Some(other) => format!("never dropped by the guest (released: {other})"),
+                None => "never dropped by the guest, still open".to_string(),
+            };
+            let _ = writeln!(out, "Direct leak: connection {} to {} ({}) {state}", conn.id, conn.peer, fd_text(conn));
+            write_details(&mut out, conn, self.generated, "    ");
+            for stream in &leak.streams {
+                let released = match stream.released {
+                    None => "still open".to_string(),
+                    Some(r) => format!("released: {r}"),
+                };
+                let _ = writeln!(out, "  Leaked {} {} of connection {} ({released})", stream.kind, stream.id, conn.id);
+                write_details(&mut out, stream, self.generated, "      ");
+            }
+        }
+        for event in self.events.iter().filter(|e| is_problem(e)) {
+            out.push('\n');
+            let _ = writeln!(out, "{}", event_text(event));
+        }
+        for m in &self.os_mismatches {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "HOST BUG: the socket of connection #{} (fd {}, socket:[{}]) is {} but the audit expects it {}",
+                m.connection,
+                m.fd,
+                m.socket_inode,
+                if m.actually_open { "open" } else { "closed" },
+                if m.expected_open { "open" } else { "closed" },
+            );
+        }
+        let connections = self.leaks.len();
+        let _ = writeln!(
+            out,
+            "\nSUMMARY: leashed: {} handle(s) of {} connection(s) not dropped by the guest in {scope}",
+            self.leaked_handles(),
+            connections
+        );
+        out
+    }
+}
+
+fn fd_text(record: &HandleRecord) -> String {
+    match (record.fd, record.socket_inode) {
+        (Some(fd), Some(inode)) => {
+            let state = if os_fds::socket_is_open(fd, inode) { "open" } else { "closed" };
+            format!("fd {fd}, socket:[{inode}] {state}")
+        }
+        _ => "fd unknown".to_string(),
+    }
+}
+
+fn write_details(out: &mut String, record: &HandleRecord, now: Instant, indent: &str) {
+    if record.site.is_empty() {
+        let _ = writeln!(out, "{indent}created at: (no backtrace recorded)");
+    } else {
+        let _ = writeln!(out, "{indent}created at:");
+        for (i, frame) in record.site.iter().enumerate() {
+            let _ = writeln!(out, "{indent}  #{i} {frame}");
+        }
+    }
+    let age = now.saturating_duration_since(record.created);
+    let last = match record.last_op {
+        Some(op) => format!("last op {} {} ms ago", op.op, now.saturating_duration_since(op.at).as_millis()),
+        None => "no ops".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "{indent}age {} ms, {} ops, {} B read, {} B written, {last}",
+        age.as_millis(),
+        record.ops,
+        record.bytes_read,
+        record.bytes_written
+    );
+}
+
+fn event_text(event: &Event) -> String {
+    match event {
+        Event::LateUse { handle, op, call, connection } => format!(
+            "Late use: {op} on {handle} after connection {connection} was reclaimed{} (the guest got `closed`)",
+            call.map(|c| format!(" in call {c}")).unwrap_or_default()
+        ),
+        Event::DoubleRelease { handle, first, second, call } => format!(
+            "HOST BUG: {handle} released twice: first {first}, then {second}{}",
+            call.map(|c| format!(" in call {c}")).unwrap_or_default()
+        ),
+        Event::Denied { host, port, .. } => format!("Denied: connect to {host}:{port}"),
+        Event::LimitReached { what, limit, .. } => format!("Limit reached: {what} (limit {limit})"),
+    }
+}
+
+// ---- JSON ------------------------------------------------------------------------------------
+
+/// The JSON form of a report (schema in the README, "Audit report JSON").
+#[derive(Serialize)]
+pub struct ReportJson {
+    pub scope: Scope,
+    pub clean: bool,
+    pub lent: usize,
+    pub leaked: usize,
+    pub leaks: Vec<LeakJson>,
+    pub events: Vec<EventJson>,
+    pub os_mismatches: Vec<OsMismatch>,
+}
+
+#[derive(Serialize)]
+pub struct LeakJson {
+    pub connection: HandleJson,
+    pub streams: Vec<HandleJson>,
+}
+
+#[derive(Serialize)]
+pub struct HandleJson {
+    pub id: u64,
+    pub kind: String,
+    pub parent: Option<u64>,
+    pub peer: String,
+    pub fd: Option<i32>,
+    pub socket_inode: Option<u64>,
+    pub socket_open: Option<bool>,
+    pub created_in_call: Option<u64>,
+    pub age_ms: u128,
+    pub site: Vec<String>,
+    pub ops: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub last_op: Option<&'static str>,
+    pub released: Option<String>,
+    pub socket_reclaimed: bool,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EventJson {
+    Denied { host: String, port: u16, call: Option<u64> },
+    LimitReached { what: &'static str, limit: usize, call: Option<u64> },
+    LateUse { handle: u64, op: &'static str, connection: u64, call: Option<u64> },
+    DoubleRelease { handle: u64, first: String, second: String, call: Option<u64> },
+}
+
+impl LeakReport {
+    pub fn to_json(&self) -> ReportJson {
+        let handle = |r: &HandleRecord| HandleJson {
+            id: r.id.0,
+            kind: r.kind.to_string(),
+            parent: r.parent.map(|p| p.0),
+            peer: r.peer.to_string(),
+            fd: r.fd,
+            socket_inode: r.socket_inode,
+            socket_open: r.fd.zip(r.socket_inode).map(|(fd, inode)| os_fds::socket_is_open(fd, inode)),
+            created_in_call: r.created_in_call.map(|c| c.0),
+            age_ms: self.generated.saturating_duration_since(r.created).as_millis(),
+            site: r.site.clone(),
+            ops: r.ops,
+            bytes_read: r.bytes_read,
+            bytes_written: r.bytes_written,
+            last_op: r.last_op.map(|o| o.op),
+            released: r.released.map(|x| x.to_string()),
+            socket_reclaimed: r.socket_reclaimed,
+        };
+        let events = self
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::Denied { host, port, call } => {
+                    EventJson::Denied { host: host.clone(), port: *port, call: call.map(|c| c.0) }
+                }
+                Event::LimitReached { what, limit, call } => {
+                    EventJson::LimitReached { what, limit: *limit, call: call.map(|c| c.0) }
+                }
+                Event::LateUse { handle, op, call, connection } => {
+                    EventJson::LateUse { handle: handle.0, op, connection: connection.0, call: call.map(|c| c.0) }
+                }
+                Event::DoubleRelease { handle, first, second, call } => EventJson::DoubleRelease {
+                    handle: handle.0,
+                    first: first.to_string(),
+                    second: second.to_string(),
+                    call: call.map(|c| c.0),
+                },
+            })
+            .collect();
+        ReportJson {
+            scope: self.scope.clone(),
+            clean: self.is_clean(),
+            lent: self.lent,
+            leaked: self.leaked_handles(),
+            leaks: self
+                .leaks
+                .iter()
+                .map(|l| LeakJson {
+                    connection: handle(&l.connection),
+                    streams: l.streams.iter().map(handle).collect(),
+                })
+                .collect(),
+            events,
+            os_mismatches: self.os_mismatches.clone(),
+        }
+    }
+}
