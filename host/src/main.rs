@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use leashed::bindings::{ErrorCode, MysqlError, ServerError};
 use leashed::mysql_url::MysqlUrl;
 use leashed::render::{json::to_json, table::to_table};
-use leashed::{Allowlist, ComponentSource, Policy, Runtime};
+use leashed::{AllowEntry, Allowlist, AuditedComponent, ClosePolicy, ComponentSource, Policy, Runtime};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,6 +16,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_FAILED: u8 = 1;
 /// Exit status: the command line is wrong (bad URL, missing or unusable component).
 const EXIT_USAGE: u8 = 2;
+/// Exit status of `audit --deny-leaks` when anything leaked.
+const EXIT_LEAKED: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -24,7 +26,8 @@ const EXIT_USAGE: u8 = 2;
     about = "A MySQL client that runs as a WebAssembly component on sockets this host lends it, \
              with an audit of every handle it did not release.",
     after_help = "Every run ends with an audit line on stderr: \
-                  `audit: N handles lent, N released, N open`."
+                  `audit: N handles lent, N released, N open`. `leashed audit` runs any component \
+                  that imports leashed:net and reports every handle it did not release."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +45,57 @@ enum Command {
         Exit status: 0 success, 1 server/query/connection error (printed as \
         `ERROR <code> (<sqlstate>): <message>` when the server sent one), 2 usage error.")]
     Query(QueryArgs),
+
+    /// Run any component that imports leashed:net under the leak audit.
+    ///
+    /// Each --invoke is one call on the same instance; after each, the handles it lent and did
+    /// not give back are reported (stderr). At the end the store is torn down, everything it
+    /// still held is reclaimed, and /proc/self/fd is checked to confirm every socket closed.
+    #[command(after_help = "Examples:\n  \
+        leashed audit plugin.wasm --allow 127.0.0.1:3306 --invoke 'run(\"127.0.0.1\", 3306)'\n  \
+        leashed audit plugin.wasm --allow 10.0.0.0/8:5000-5010 --policy deferred --deny-leaks \\\n      \
+        --audit-json report.json --invoke 'open()' --invoke 'close()'\n\n\
+        Exit status: 0 success; 1 a call trapped; 2 usage error (bad component, export or \
+        arguments); 3 with --deny-leaks, when anything leaked.")]
+    Audit(AuditArgs),
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// The component (.wasm) to run. It may import WASI p2 and leashed:net@0.1.0, nothing else.
+    #[arg(value_name = "COMPONENT")]
+    component: PathBuf,
+
+    /// An export to call, with WAVE-encoded arguments: `run("127.0.0.1", 3306)`, or
+    /// `my:pkg/iface#run(...)` for an interface export. Repeat for several calls.
+    #[arg(long = "invoke", value_name = "CALL", required = true)]
+    invoke: Vec<String>,
+
+    /// Where the component may connect: HOST:PORT, IP:PORT, CIDR:PORT or [IPV6]:PORT, where PORT
+    /// may be a range LOW-HIGH. Repeatable. Without any, every connect is denied.
+    #[arg(long = "allow", value_name = "ADDR")]
+    allow: Vec<String>,
+
+    /// What dropping a connection with live streams does: strict traps; deferred keeps the socket
+    /// open until the last stream is dropped (Python's makefile); reclaim closes it at once.
+    #[arg(long, value_name = "POLICY", default_value = "strict")]
+    policy: ClosePolicy,
+
+    /// Exit with status 3 if anything leaked.
+    #[arg(long)]
+    deny_leaks: bool,
+
+    /// Also write the audit as JSON (schema in the README) to this file.
+    #[arg(long, value_name = "FILE")]
+    audit_json: Option<PathBuf>,
+
+    /// Most connections open at once; past it, connect gets `limit-reached`.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_connections: usize,
+
+    /// Most handles (connections, readers, writers) lent at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_handles: usize,
 }
 
 #[derive(clap::Args)]
@@ -94,6 +148,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Query(args) => runtime.block_on(query(args)),
+        Command::Audit(args) => runtime.block_on(audit(args)),
     };
     ExitCode::from(code)
 }
@@ -196,7 +251,103 @@ fn trapped(trap: &wasmtime::Error) -> u8 {
 }
 
 fn usage(message: &str) -> u8 {
-    eprintln!("error: {message} (see `leashed query --help`)");
+    usage_of("query", message)
+}
+
+async fn audit(args: AuditArgs) -> u8 {
+    let mut entries = Vec::new();
+    for text in &args.allow {
+        match text.parse::<AllowEntry>() {
+            Ok(entry) => entries.push(entry),
+            Err(e) => return usage_of("audit", &format!("--allow {e}")),
+        }
+    }
+    let component = match AuditedComponent::new(&ComponentSource::File(args.component.clone())) {
+        Ok(component) => component,
+        Err(e) => return usage_of("audit", &format!("{e:#}")),
+    };
+    let policy = Policy {
+        close: args.policy,
+        max_connections: args.max_connections,
+        max_handles: args.max_handles,
+        ..Policy::allowing(Allowlist::new(entries))
+    };
+    let mut instance = match component.instantiate(policy).await {
+        Ok(instance) => instance,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return EXIT_FAILED;
+        }
+    };
+
+    let mut leaked = false;
+    let mut trapped = false;
+    let mut calls_json = Vec::new();
+    for invocation in &args.invoke {
+        if trapped {
+            eprintln!("skipped `{invocation}`: the instance trapped, so it cannot be entered again");
+            continue;
+        }
+        let outcome = match instance.invoke(invocation).await {
+            Ok(outcome) => outcome,
+            Err(e) => return usage_of("audit", &format!("{e:#}")),
+        };
+        let result = match &outcome.result {
+            Ok(values) => {
+                println!("{invocation} -> {}", values.join(", "));
+                serde_json::json!({ "ok": values })
+            }
+            Err(trap) => {
+                trapped = true;
+                println!("{invocation} trapped: {}", trap.root_cause());
+                serde_json::json!({ "trap": trap.root_cause().to_string() })
+            }
+        };
+        eprint!("{}", outcome.report.to_text());
+        leaked |= !outcome.report.is_clean();
+        calls_json.push(serde_json::json!({ "call": outcome.call.0, "invocation": invocation, "result": result, "report": outcome.report.to_json() }));
+    }
+
+    let summary = instance.audit().summary();
+    let teardown = instance.teardown();
+    eprint!("{}", teardown.report.to_text());
+    leaked |= !teardown.report.is_clean();
+    if teardown.still_open.is_empty() {
+        eprintln!("teardown: every socket is closed (checked against /proc/self/fd)");
+    } else {
+        for m in &teardown.still_open {
+            eprintln!(
+                "HOST BUG: after teardown the socket of connection #{} (fd {}) is still open",
+                m.connection, m.fd
+            );
+        }
+    }
+    eprintln!("{summary}");
+
+    if let Some(path) = &args.audit_json {
+        let doc = serde_json::json!({
+            "calls": calls_json,
+            "store": teardown.report.to_json(),
+            "teardown": { "sockets_still_open": teardown.still_open },
+            "summary": { "lent": summary.lent, "released": summary.released, "open": summary.open },
+        });
+        let text = serde_json::to_string_pretty(&doc).expect("JSON of owned data");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_FAILED;
+        }
+    }
+    if args.deny_leaks && (leaked || !teardown.still_open.is_empty()) {
+        EXIT_LEAKED
+    } else if trapped {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+fn usage_of(command: &str, message: &str) -> u8 {
+    eprintln!("error: {message} (see `leashed {command} --help`)");
     EXIT_USAGE
 }
 

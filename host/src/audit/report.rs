@@ -50,6 +50,8 @@ pub struct LeakReport {
     pub os_mismatches: Vec<OsMismatch>,
     pub lent: usize,
     pub generated: Instant,
+    /// Whether each reported handle's socket was open when the report was made (the OS's view).
+    pub socket_open: Vec<(HandleId, bool)>,
 }
 
 impl LeakReport {
@@ -124,7 +126,13 @@ impl Audit {
             }
         }
         leaks.sort_by_key(|l| l.connection.id);
+        let socket_open = leaks
+            .iter()
+            .flat_map(|l| std::iter::once(&l.connection).chain(&l.streams))
+            .filter_map(|r| Some((r.id, os_fds::socket_is_open(r.fd?, r.socket_inode?))))
+            .collect();
         LeakReport {
+            socket_open,
             scope,
             leaks,
             events: self.events().into_iter().filter(|e| event_in_scope(e)).collect(),
@@ -198,7 +206,8 @@ impl LeakReport {
                 Some(other) => format!("never dropped by the guest (released: {other})"),
                 None => "never dropped by the guest, still open".to_string(),
             };
-            let _ = writeln!(out, "Direct leak: connection {} to {} ({}) {state}", conn.id, conn.peer, fd_text(conn));
+            let _ =
+                writeln!(out, "Direct leak: connection {} to {} ({}) {state}", conn.id, conn.peer, fd_text(self, conn));
             write_details(&mut out, conn, self.generated, "    ");
             for stream in &leak.streams {
                 let released = match stream.released {
@@ -236,11 +245,17 @@ impl LeakReport {
     }
 }
 
-fn fd_text(record: &HandleRecord) -> String {
-    match (record.fd, record.socket_inode) {
-        (Some(fd), Some(inode)) => {
-            let state = if os_fds::socket_is_open(fd, inode) { "open" } else { "closed" };
-            format!("fd {fd}, socket:[{inode}] {state}")
+impl LeakReport {
+    /// The OS's view of a reported handle's socket when the report was made.
+    fn was_open(&self, id: HandleId) -> Option<bool> {
+        self.socket_open.iter().find(|(h, _)| *h == id).map(|(_, open)| *open)
+    }
+}
+
+fn fd_text(report: &LeakReport, record: &HandleRecord) -> String {
+    match (record.fd, record.socket_inode, report.was_open(record.id)) {
+        (Some(fd), Some(inode), Some(open)) => {
+            format!("fd {fd}, socket:[{inode}] {}", if open { "open" } else { "closed" })
         }
         _ => "fd unknown".to_string(),
     }
@@ -343,7 +358,7 @@ impl LeakReport {
             peer: r.peer.to_string(),
             fd: r.fd,
             socket_inode: r.socket_inode,
-            socket_open: r.fd.zip(r.socket_inode).map(|(fd, inode)| os_fds::socket_is_open(fd, inode)),
+            socket_open: self.was_open(r.id),
             created_in_call: r.created_in_call.map(|c| c.0),
             age_ms: self.generated.saturating_duration_since(r.created).as_millis(),
             site: r.site.clone(),

@@ -1,0 +1,144 @@
+//! `leashed audit` as a plugin author runs it, on the fixture components: exit codes with and
+//! without --deny-leaks, the per-call and teardown reports, and the JSON report.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The `leashed` binary of this build (cargo builds it for the host crate's own CLI tests).
+fn leashed_bin() -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let bin = deps.parent().unwrap().join("leashed");
+    assert!(bin.is_file(), "{} is missing: run the tests with scripts/test (cargo test --workspace)", bin.display());
+    bin
+}
+
+/// A peer that greets with `hi!!` and echoes, on a runtime of its own (the CLI runs blocking).
+fn echo_server() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = socket.write_all(b"hi!!").await;
+                    let mut buf = [0; 1024];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn audit(fixture: &str, peer: SocketAddr, extra: &[&str], calls: &[&str]) -> Output {
+    let mut cmd = Command::new(leashed_bin());
+    cmd.arg("audit").arg(fixture).args(["--allow", &format!("127.0.0.1:{}", peer.port())]).args(extra);
+    for call in calls {
+        cmd.args(["--invoke", call]);
+    }
+    cmd.output().unwrap()
+}
+
+fn run(peer: SocketAddr) -> String {
+    format!("run(\"127.0.0.1\", {})", peer.port())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The seed bug under deferred with --deny-leaks: exit 3, the leak on stderr, the JSON report
+/// with the leaked reader and every socket closed after teardown.
+#[test]
+fn deny_leaks_exits_3_and_writes_the_json_report() {
+    let peer = echo_server();
+    let json_path = std::env::temp_dir().join(format!("leashed-audit-{}.json", std::process::id()));
+    let out = audit(
+        env!("LEASHED_FIXTURE_SEED_BUG"),
+        peer,
+        &["--policy", "deferred", "--deny-leaks", "--audit-json", json_path.to_str().unwrap()],
+        &[&run(peer)],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(text(&out.stdout), format!("{} -> ok(\"closed (or so it thinks)\")\n", run(peer)));
+    assert!(stderr.contains("Direct leak: connection #1"), "{stderr}");
+    assert!(stderr.contains("teardown: every socket is closed (checked against /proc/self/fd)"), "{stderr}");
+    assert!(stderr.ends_with("audit: 3 handles lent, 2 released, 1 open\n"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json_path);
+    let call = &json["calls"][0];
+    assert_eq!(
+        call["report"]["scope"],
+        serde_json::json!({"kind": "call", "call": 1, "name": run(peer), "trapped": false})
+    );
+    assert_eq!(call["report"]["leaks"][0]["connection"]["released"], "guest-dropped");
+    assert_eq!(call["report"]["leaks"][0]["connection"]["socket_open"], true);
+    assert_eq!(call["report"]["leaks"][0]["streams"][0]["kind"], "reader");
+    assert_eq!(call["report"]["leaks"][0]["streams"][0]["site"][0], "fixture_seed_bug::open_connection");
+    assert_eq!(json["teardown"]["sockets_still_open"], serde_json::json!([]));
+    assert_eq!(json["summary"], serde_json::json!({"lent": 3, "released": 2, "open": 1}));
+}
+
+/// Leaks are reported but do not fail the run without --deny-leaks; a clean component passes
+/// with it.
+#[test]
+fn exit_status_follows_deny_leaks() {
+    let peer = echo_server();
+    let forgetful = audit(env!("LEASHED_FIXTURE_FORGET_ALL"), peer, &[], &[&run(peer)]);
+    assert_eq!(forgetful.status.code(), Some(0));
+    assert!(text(&forgetful.stderr).contains("SUMMARY: leashed: 3 handle(s) of 1 connection(s)"));
+    let denied = audit(env!("LEASHED_FIXTURE_FORGET_ALL"), peer, &["--deny-leaks"], &[&run(peer)]);
+    assert_eq!(denied.status.code(), Some(3));
+    let clean = audit(env!("LEASHED_FIXTURE_WELL_BEHAVED"), peer, &["--deny-leaks"], &[&run(peer)]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stderr));
+    assert!(text(&clean.stderr).ends_with("audit: 3 handles lent, 3 released, 0 open\n"));
+}
+
+/// Strict policy: the seed bug traps (exit 1) with the message naming the live reader.
+#[test]
+fn strict_trap_exits_1_naming_the_reader() {
+    let peer = echo_server();
+    let out = audit(env!("LEASHED_FIXTURE_SEED_BUG"), peer, &[], &[&run(peer), "poke()"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("trapped: resource has children: connection #1 (created at fixture_seed_bug::open_connection) was dropped while its reader #2"), "{stdout}");
+    assert!(text(&out.stderr).contains("skipped `poke()`: the instance trapped"));
+}
+
+/// Two calls on one instance: the first call's report names it; the second gives everything
+/// back and is clean.
+#[test]
+fn per_call_reports_name_the_leaking_call() {
+    let peer = echo_server();
+    let out = audit(env!("LEASHED_FIXTURE_HOLD_WRITER"), peer, &["--deny-leaks"], &[&run(peer), "poke()"]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("==leashed==ERROR: leaked lent handles in call #1 `{}`", run(peer))), "{stderr}");
+    assert!(stderr.contains("Leaked writer #3 of connection #1 (still open)"), "{stderr}");
+    assert!(stderr.contains("==leashed== no leaks in call #2 `poke()`"), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "call #1 leaked, even though call #2 gave it back");
+}
+
+/// Usage errors exit 2 with a reason.
+#[test]
+fn usage_errors_exit_2() {
+    let peer = echo_server();
+    for (extra, calls, expected) in [
+        (&[][..], &["nope()"][..], "the component exports no function `nope`"),
+        (&[][..], &["run(1, 2)"][..], "bad arguments in `run(1, 2)`"),
+        (&["--allow", "10.0.0.0/99:1"][..], &["run()"][..], "not a CIDR network"),
+    ] {
+        let out = audit(env!("LEASHED_FIXTURE_WELL_BEHAVED"), peer, extra, calls);
+        assert_eq!(out.status.code(), Some(2), "{calls:?}");
+        assert!(text(&out.stderr).contains(expected), "{}", text(&out.stderr));
+    }
+}
