@@ -1,11 +1,10 @@
 //! `leashed audit` as a plugin author runs it, on the fixture components: exit codes with and
 //! without --deny-leaks, the per-call and teardown reports, and the JSON report.
 
+use leashed_tests::echo_peer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// The `leashed` binary of this build (cargo builds it for the host crate's own CLI tests).
 fn leashed_bin() -> PathBuf {
@@ -13,30 +12,6 @@ fn leashed_bin() -> PathBuf {
     let bin = deps.parent().unwrap().join("leashed");
     assert!(bin.is_file(), "{} is missing: run the tests with scripts/test (cargo test --workspace)", bin.display());
     bin
-}
-
-/// A peer that greets with `hi!!` and echoes, on a runtime of its own (the CLI runs blocking).
-fn echo_server() -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let _ = socket.write_all(b"hi!!").await;
-                    let mut buf = [0; 1024];
-                    while let Ok(n) = socket.read(&mut buf).await {
-                        if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-    });
-    rx.recv().unwrap()
 }
 
 fn audit(fixture: &str, peer: SocketAddr, extra: &[&str], calls: &[&str]) -> Output {
@@ -60,7 +35,7 @@ fn text(bytes: &[u8]) -> String {
 /// with the leaked reader and every socket closed after teardown.
 #[test]
 fn deny_leaks_exits_3_and_writes_the_json_report() {
-    let peer = echo_server();
+    let peer = echo_peer::spawn_on_thread();
     let json_path = std::env::temp_dir().join(format!("leashed-audit-{}.json", std::process::id()));
     let out = audit(
         env!("LEASHED_FIXTURE_SEED_BUG"),
@@ -93,7 +68,7 @@ fn deny_leaks_exits_3_and_writes_the_json_report() {
 /// with it.
 #[test]
 fn exit_status_follows_deny_leaks() {
-    let peer = echo_server();
+    let peer = echo_peer::spawn_on_thread();
     let forgetful = audit(env!("LEASHED_FIXTURE_FORGET_ALL"), peer, &[], &[&run(peer)]);
     assert_eq!(forgetful.status.code(), Some(0));
     assert!(text(&forgetful.stderr).contains("SUMMARY: leashed: 3 handle(s) of 1 connection(s)"));
@@ -107,7 +82,7 @@ fn exit_status_follows_deny_leaks() {
 /// Strict policy: the seed bug traps (exit 1) with the message naming the live reader.
 #[test]
 fn strict_trap_exits_1_naming_the_reader() {
-    let peer = echo_server();
+    let peer = echo_peer::spawn_on_thread();
     let out = audit(env!("LEASHED_FIXTURE_SEED_BUG"), peer, &[], &[&run(peer), "poke()"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
@@ -119,7 +94,7 @@ fn strict_trap_exits_1_naming_the_reader() {
 /// back and is clean.
 #[test]
 fn per_call_reports_name_the_leaking_call() {
-    let peer = echo_server();
+    let peer = echo_peer::spawn_on_thread();
     let out = audit(env!("LEASHED_FIXTURE_HOLD_WRITER"), peer, &["--deny-leaks"], &[&run(peer), "poke()"]);
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&format!("==leashed==ERROR: leaked lent handles in call #1 `{}`", run(peer))), "{stderr}");
@@ -131,7 +106,7 @@ fn per_call_reports_name_the_leaking_call() {
 /// Usage errors exit 2 with a reason.
 #[test]
 fn usage_errors_exit_2() {
-    let peer = echo_server();
+    let peer = echo_peer::spawn_on_thread();
     for (extra, calls, expected) in [
         (&[][..], &["nope()"][..], "the component exports no function `nope`"),
         (&[][..], &["run(1, 2)"][..], "bad arguments in `run(1, 2)`"),

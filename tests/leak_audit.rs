@@ -6,29 +6,8 @@ use leashed::audit::report::LeakReport;
 use leashed::{
     AllowEntry, Allowlist, AuditedComponent, AuditedInstance, ClosePolicy, ComponentSource, HandleKind, Policy, Release,
 };
+use leashed_tests::echo_peer;
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// A peer on 127.0.0.1 that greets each connection with `hi!!`, then echoes.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let _ = socket.write_all(b"hi!!").await;
-                let mut buf = [0; 1024];
-                while let Ok(n) = socket.read(&mut buf).await {
-                    if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 fn fixture(path: &str) -> AuditedComponent {
     AuditedComponent::new(&ComponentSource::File(path.into())).expect("fixture compiles")
@@ -63,7 +42,7 @@ fn kinds(report: &LeakReport) -> Vec<(HandleKind, Vec<HandleKind>)> {
 /// connection and the reader were created.
 #[tokio::test]
 async fn seed_bug_under_strict_traps_naming_the_live_reader() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let mut instance = instance(env!("LEASHED_FIXTURE_SEED_BUG"), ClosePolicy::Strict, peer).await;
     let outcome = instance.invoke(&run(peer)).await.unwrap();
     let trap = outcome.result.expect_err("strict traps");
@@ -85,7 +64,7 @@ async fn seed_bug_under_strict_traps_naming_the_live_reader() {
 /// connection with its reader, and the socket stays open until teardown closes it.
 #[tokio::test]
 async fn seed_bug_under_deferred_leaks_one_connection_with_its_reader() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let mut instance = instance(env!("LEASHED_FIXTURE_SEED_BUG"), ClosePolicy::Deferred, peer).await;
     let outcome = instance.invoke(&run(peer)).await.unwrap();
     assert!(outcome.result.is_ok(), "{:?}", outcome.result.err());
@@ -113,7 +92,7 @@ async fn seed_bug_under_deferred_leaks_one_connection_with_its_reader() {
 /// kept reader's next read gets `closed`, and the late use is reported.
 #[tokio::test]
 async fn seed_bug_under_reclaim_closes_the_fd_and_the_reader_gets_closed() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let mut instance = instance(env!("LEASHED_FIXTURE_SEED_BUG"), ClosePolicy::Reclaim, peer).await;
     let outcome = instance.invoke(&run(peer)).await.unwrap();
     assert!(outcome.result.is_ok());
@@ -137,7 +116,7 @@ async fn seed_bug_under_reclaim_closes_the_fd_and_the_reader_gets_closed() {
 /// later call that gives the handles back is clean.
 #[tokio::test]
 async fn per_call_report_names_the_call_that_leaked() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let mut instance = instance(env!("LEASHED_FIXTURE_HOLD_WRITER"), ClosePolicy::Strict, peer).await;
     let first = instance.invoke(&run(peer)).await.unwrap();
     assert_eq!(kinds(&first.report), [(HandleKind::Connection, vec![HandleKind::Writer])]);
@@ -152,7 +131,7 @@ async fn per_call_report_names_the_call_that_leaked() {
 /// Forgetting everything: three handles leaked, reclaimed by the store's teardown.
 #[tokio::test]
 async fn forgotten_handles_are_reclaimed_at_teardown() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let mut instance = instance(env!("LEASHED_FIXTURE_FORGET_ALL"), ClosePolicy::Strict, peer).await;
     let outcome = instance.invoke(&run(peer)).await.unwrap();
     assert_eq!(kinds(&outcome.report), [(HandleKind::Connection, vec![HandleKind::Reader, HandleKind::Writer])]);
@@ -165,7 +144,7 @@ async fn forgotten_handles_are_reclaimed_at_teardown() {
 /// released after the trap with the store.
 #[tokio::test]
 async fn trap_mid_read_releases_after_the_trap() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let mut instance = instance(env!("LEASHED_FIXTURE_TRAP_MID_READ"), ClosePolicy::Strict, peer).await;
     let outcome = instance.invoke(&run(peer)).await.unwrap();
     assert!(outcome.result.is_err());
@@ -178,7 +157,7 @@ async fn trap_mid_read_releases_after_the_trap() {
 /// Past the connection limit the guest gets `limit-reached`, never a trap; the audit records it.
 #[tokio::test]
 async fn connections_past_the_limit_get_limit_reached() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let allow = Allowlist::new([AllowEntry::host_port("127.0.0.1", peer.port())]);
     let policy = Policy { max_connections: 5, ..Policy::allowing(allow) };
     let mut instance = fixture(env!("LEASHED_FIXTURE_CONNECT_LOOP")).instantiate(policy).await.unwrap();
@@ -192,7 +171,7 @@ async fn connections_past_the_limit_get_limit_reached() {
 /// The well-behaved fixture is clean, and `assert_clean` (the embedders' API) passes.
 #[tokio::test]
 async fn well_behaved_fixture_is_clean() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let mut instance = instance(env!("LEASHED_FIXTURE_WELL_BEHAVED"), ClosePolicy::Strict, peer).await;
     let outcome = instance.invoke(&run(peer)).await.unwrap();
     let result = outcome.result.as_ref().unwrap();
@@ -210,7 +189,7 @@ fn teardown_summary(instance: AuditedInstance) -> String {
 /// `assert_clean` fails with the text report, so a plugin author sees what leaked and where.
 #[tokio::test]
 async fn assert_clean_fails_with_the_report() {
-    let peer = echo_server().await;
+    let peer = echo_peer::spawn().await;
     let mut instance = instance(env!("LEASHED_FIXTURE_FORGET_ALL"), ClosePolicy::Strict, peer).await;
     let outcome = instance.invoke(&run(peer)).await.unwrap();
     let panic = std::panic::catch_unwind(|| outcome.report.assert_clean()).unwrap_err();

@@ -4,6 +4,7 @@
 //! The server comes from `scripts/mariadb` (scripts/test starts it and exports
 //! `LEASHED_TEST_*_URL`); tests fail loudly, never skip, when it is missing.
 
+pub mod echo_peer;
 pub mod fault_proxy;
 
 use leashed::bindings::ConnectOptions;

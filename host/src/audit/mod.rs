@@ -116,6 +116,39 @@ pub struct HandleRecord {
     pub socket_reclaimed: bool,
 }
 
+impl HandleRecord {
+    /// A handle just lent: no history, not released.
+    fn new(
+        id: HandleId,
+        kind: HandleKind,
+        parent: Option<HandleId>,
+        peer: SocketAddr,
+        (fd, socket_inode): (Option<i32>, Option<u64>),
+        created_in_call: Option<CallId>,
+        site: Vec<String>,
+    ) -> Self {
+        HandleRecord {
+            id,
+            kind,
+            parent,
+            peer,
+            fd,
+            socket_inode,
+            created: Instant::now(),
+            created_in_call,
+            site,
+            ops: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            last_op: None,
+            released: None,
+            released_in_call: None,
+            release_order: None,
+            socket_reclaimed: false,
+        }
+    }
+}
+
 /// One export call.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
@@ -202,25 +235,15 @@ impl Audit {
         if kind == HandleKind::Connection {
             registry.open_connections += 1;
         }
-        registry.records.push(HandleRecord {
+        registry.records.push(HandleRecord::new(
             id,
             kind,
             parent,
-            peer: socket.peer,
-            fd,
-            socket_inode,
-            created: Instant::now(),
+            socket.peer,
+            (fd, socket_inode),
             created_in_call,
             site,
-            ops: 0,
-            bytes_read: 0,
-            bytes_written: 0,
-            last_op: None,
-            released: None,
-            released_in_call: None,
-            release_order: None,
-            socket_reclaimed: false,
-        });
+        ));
         HandleGuard { id, audit: self.clone(), cause: None, recorded: false }
     }
 
@@ -421,25 +444,8 @@ mod tests {
         let audit = Audit::default();
         let call = audit.begin_call("run()");
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        audit.registry().records.push(HandleRecord {
-            id: HandleId(1),
-            kind: HandleKind::Reader,
-            parent: None,
-            peer: addr,
-            fd: None,
-            socket_inode: None,
-            created: Instant::now(),
-            created_in_call: Some(call),
-            site: vec![],
-            ops: 0,
-            bytes_read: 0,
-            bytes_written: 0,
-            last_op: None,
-            released: None,
-            released_in_call: None,
-            release_order: None,
-            socket_reclaimed: false,
-        });
+        let record = HandleRecord::new(HandleId(1), HandleKind::Reader, None, addr, (None, None), Some(call), vec![]);
+        audit.registry().records.push(record);
         audit.mark_released(HandleId(1), Some(Release::GuestDropped));
         audit.mark_released(HandleId(1), None);
         assert_eq!(audit.records()[0].released, Some(Release::GuestDropped));
