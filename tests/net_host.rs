@@ -139,3 +139,67 @@ async fn connect_timeout_is_enforced() {
     assert!(started.elapsed() < Duration::from_secs(5), "the 300 ms limit was not applied");
     assert_eq!(state.audit.summary().lent, 0);
 }
+
+/// Deferred policy: dropping the connection first is allowed and keeps the socket open; the
+/// socket closes when the last stream is dropped (Python's makefile semantics).
+#[tokio::test]
+async fn deferred_closes_the_socket_with_the_last_stream() {
+    let (_listener, mut state, port) = listener_and_state().await;
+    state.policy.close = leashed::ClosePolicy::Deferred;
+    let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
+    let rep = conn.rep();
+    let reader = state.lend_reader(&wasmtime::component::Resource::new_borrow(rep), vec![]).unwrap();
+    HostConnection::drop(&mut state, conn).await.expect("deferred allows the drop");
+    let record = state.audit.records()[0].clone();
+    let (fd, inode) = (record.fd.unwrap(), record.socket_inode.unwrap());
+    assert_eq!(record.released, Some(Release::GuestDropped));
+    assert!(leashed::os_fds::socket_is_open(fd, inode), "the reader keeps the socket open");
+    HostReader::drop(&mut state, reader).await.unwrap();
+    assert!(!leashed::os_fds::socket_is_open(fd, inode), "the last stream's drop closes it");
+    assert!(state.table.is_empty(), "the dropped connection's entry went with its last stream");
+}
+
+/// Reclaim policy: dropping the connection closes the socket at once; the reader left behind
+/// gets `closed`, and the late use is recorded.
+#[tokio::test]
+async fn reclaim_closes_at_once_and_records_late_use() {
+    let (_listener, mut state, port) = listener_and_state().await;
+    state.policy.close = leashed::ClosePolicy::Reclaim;
+    let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
+    let rep = conn.rep();
+    let reader = state.lend_reader(&wasmtime::component::Resource::new_borrow(rep), vec![]).unwrap();
+    HostConnection::drop(&mut state, conn).await.expect("reclaim allows the drop");
+    let record = state.audit.records()[0].clone();
+    assert!(!leashed::os_fds::socket_is_open(record.fd.unwrap(), record.socket_inode.unwrap()));
+    let r = wasmtime::component::Resource::<leashed::net::socket::LentReader>::new_borrow(reader.rep());
+    assert_eq!(code(HostReader::read(&mut state, r, 8).await), ErrorCode::Closed);
+    assert!(matches!(
+        state.audit.events()[..],
+        [leashed::audit::Event::LateUse {
+            op: "read",
+            handle: leashed::HandleId(2),
+            connection: leashed::HandleId(1),
+            ..
+        }]
+    ));
+    HostReader::drop(&mut state, reader).await.unwrap();
+}
+
+/// Past the handle limit, lending a stream gets `limit-reached`, not a trap.
+#[tokio::test]
+async fn handles_past_the_limit_get_limit_reached() {
+    let (_listener, mut state, port) = listener_and_state().await;
+    state.policy.max_handles = 2;
+    let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
+    let borrow = || wasmtime::component::Resource::new_borrow(conn.rep());
+    let reader = state.lend_reader(&borrow(), vec![]).unwrap();
+    assert_eq!(code(state.lend_writer(&borrow(), vec![])), ErrorCode::LimitReached);
+    assert!(matches!(
+        state.audit.events()[..],
+        [leashed::audit::Event::LimitReached { what: "lent handles", limit: 2, .. }]
+    ));
+    HostReader::drop(&mut state, reader).await.unwrap();
+    let writer = state.lend_writer(&borrow(), vec![]).expect("room again after the reader was dropped");
+    HostWriter::drop(&mut state, writer).await.unwrap();
+    HostConnection::drop(&mut state, conn).await.unwrap();
+}
