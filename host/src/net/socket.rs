@@ -98,19 +98,20 @@ impl Socket {
     /// stream.
     pub async fn read(&self, max: usize) -> io::Result<Vec<u8>> {
         let stream = self.stream()?;
-        let mut buf = vec![0; max.min(MAX_READ)];
+        // Read into spare capacity: zeroing a `max`-sized buffer on every call would cost more
+        // than the few bytes a typical reply carries.
+        let mut buf = Vec::with_capacity(max.min(MAX_READ));
         let read = async {
             loop {
                 stream.readable().await?;
-                match stream.try_read(&mut buf) {
+                match stream.try_read_buf(&mut buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(e),
                 }
             }
         };
-        let n = with_timeout(self.read_timeout, read).await?;
-        buf.truncate(n);
+        with_timeout(self.read_timeout, read).await?;
         Ok(buf)
     }
 
