@@ -1,7 +1,7 @@
 //! leashed:net's host side called directly, without wasm: the drop rules, stream lending, I/O,
 //! timeouts and the audit, over real TCP to a local listener.
 
-use leashed::bindings::leashed::net::tcp::{ConnectOptions, ErrorCode, HostConnection, HostReader, HostWriter};
+use leashed::bindings::leashed::net::tcp::{ConnectOptions, ErrorCode};
 use leashed::net::error::NetError;
 use leashed::state::HostState;
 use leashed::{AllowEntry, Allowlist, HandleKind, Policy, Release};
@@ -37,14 +37,14 @@ async fn dropping_a_connection_with_live_streams_traps() {
     let rep = conn.rep();
     let reader = state.lend_reader(&wasmtime::component::Resource::new_borrow(rep), vec![]).unwrap();
 
-    let trap = HostConnection::drop(&mut state, wasmtime::component::Resource::new_own(rep)).await.unwrap_err();
+    let trap = state.drop_connection(wasmtime::component::Resource::new_own(rep), vec![]).unwrap_err();
     let message = trap.to_string();
     assert!(message.starts_with("resource has children: connection #1"), "{message}");
     assert!(message.contains("reader #2 still lent"), "{message}");
     assert_eq!(state.audit.summary().open, 2, "nothing was released by the refused drop");
 
-    HostReader::drop(&mut state, reader).await.unwrap();
-    HostConnection::drop(&mut state, wasmtime::component::Resource::new_own(rep)).await.unwrap();
+    state.drop_stream(reader, vec![]).unwrap();
+    state.drop_connection(wasmtime::component::Resource::new_own(rep), vec![]).unwrap();
     let records = state.audit.records();
     assert!(records.iter().all(|r| r.released == Some(Release::GuestDropped)), "{records:#?}");
 }
@@ -60,13 +60,13 @@ async fn one_reader_and_one_writer_at_a_time() {
     assert_eq!(code(state.lend_reader(&borrow(), vec![])), ErrorCode::InvalidState);
     let writer = state.lend_writer(&borrow(), vec![]).unwrap();
     assert_eq!(code(state.lend_writer(&borrow(), vec![])), ErrorCode::InvalidState);
-    HostReader::drop(&mut state, reader).await.unwrap();
+    state.drop_stream(reader, vec![]).unwrap();
     let again = state.lend_reader(&borrow(), vec![]).unwrap();
     let kinds: Vec<HandleKind> = state.audit.records().iter().map(|r| r.kind).collect();
     assert_eq!(kinds, [HandleKind::Connection, HandleKind::Reader, HandleKind::Writer, HandleKind::Reader]);
-    HostReader::drop(&mut state, again).await.unwrap();
-    HostWriter::drop(&mut state, writer).await.unwrap();
-    HostConnection::drop(&mut state, conn).await.unwrap();
+    state.drop_stream(again, vec![]).unwrap();
+    state.drop_stream(writer, vec![]).unwrap();
+    state.drop_connection(conn, vec![]).unwrap();
     assert_eq!(state.audit.summary().open, 0);
 }
 
@@ -82,23 +82,23 @@ async fn streams_carry_bytes_end_of_stream_and_timeouts() {
     let r = || wasmtime::component::Resource::<leashed::net::socket::LentReader>::new_borrow(reader.rep());
     let w = || wasmtime::component::Resource::<leashed::net::socket::LentWriter>::new_borrow(writer.rep());
 
-    assert_eq!(HostWriter::write(&mut state, w(), b"ping".to_vec()).await.unwrap(), 4);
-    HostWriter::flush(&mut state, w()).await.unwrap();
+    assert_eq!(state.write(&w(), b"ping", vec![]).await.unwrap(), 4);
+    state.flush(&w(), vec![]).unwrap();
     let mut got = [0; 4];
     peer.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"ping");
 
-    assert_eq!(code(HostReader::read(&mut state, r(), 16).await), ErrorCode::TimedOut, "read timeout of 300 ms");
-    assert_eq!(code(HostReader::read(&mut state, r(), 0).await), ErrorCode::InvalidState, "max 0 is not end of stream");
+    assert_eq!(code(state.read(&r(), 16, vec![]).await), ErrorCode::TimedOut, "read timeout of 300 ms");
+    assert_eq!(code(state.read(&r(), 0, vec![]).await), ErrorCode::InvalidState, "max 0 is not end of stream");
 
     peer.write_all(b"pong").await.unwrap();
-    assert_eq!(HostReader::read(&mut state, r(), 16).await.unwrap(), b"pong");
+    assert_eq!(state.read(&r(), 16, vec![]).await.unwrap(), b"pong");
     drop(peer);
-    assert_eq!(HostReader::read(&mut state, r(), 16).await.unwrap(), Vec::<u8>::new(), "end of stream");
+    assert_eq!(state.read(&r(), 16, vec![]).await.unwrap(), Vec::<u8>::new(), "end of stream");
 
-    HostWriter::drop(&mut state, writer).await.unwrap();
-    HostReader::drop(&mut state, reader).await.unwrap();
-    HostConnection::drop(&mut state, conn).await.unwrap();
+    state.drop_stream(writer, vec![]).unwrap();
+    state.drop_stream(reader, vec![]).unwrap();
+    state.drop_connection(conn, vec![]).unwrap();
 }
 
 /// Handles the guest never dropped are reclaimed when the store's state is torn down, and the
@@ -149,18 +149,19 @@ async fn deferred_closes_the_socket_with_the_last_stream() {
     let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
     let rep = conn.rep();
     let reader = state.lend_reader(&wasmtime::component::Resource::new_borrow(rep), vec![]).unwrap();
-    HostConnection::drop(&mut state, conn).await.expect("deferred allows the drop");
+    state.drop_connection(conn, vec![]).expect("deferred allows the drop");
     let record = state.audit.records()[0].clone();
     let (fd, inode) = (record.fd.unwrap(), record.socket_inode.unwrap());
     assert_eq!(record.released, Some(Release::GuestDropped));
     assert!(leashed::os_fds::socket_is_open(fd, inode), "the reader keeps the socket open");
-    HostReader::drop(&mut state, reader).await.unwrap();
+    state.drop_stream(reader, vec![]).unwrap();
     assert!(!leashed::os_fds::socket_is_open(fd, inode), "the last stream's drop closes it");
     assert!(state.table.is_empty(), "the dropped connection's entry went with its last stream");
 }
 
 /// Reclaim policy: dropping the connection closes the socket at once; the reader left behind
-/// gets `closed`, and the late use is recorded.
+/// gets `closed`, and the late use is recorded with both sites: where the stream was used and
+/// where the connection was dropped.
 #[tokio::test]
 async fn reclaim_closes_at_once_and_records_late_use() {
     let (_listener, mut state, port) = listener_and_state().await;
@@ -168,21 +169,21 @@ async fn reclaim_closes_at_once_and_records_late_use() {
     let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
     let rep = conn.rep();
     let reader = state.lend_reader(&wasmtime::component::Resource::new_borrow(rep), vec![]).unwrap();
-    HostConnection::drop(&mut state, conn).await.expect("reclaim allows the drop");
+    state.drop_connection(conn, vec!["guest_force_close".into()]).expect("reclaim allows the drop");
     let record = state.audit.records()[0].clone();
     assert!(!leashed::os_fds::socket_is_open(record.fd.unwrap(), record.socket_inode.unwrap()));
     let r = wasmtime::component::Resource::<leashed::net::socket::LentReader>::new_borrow(reader.rep());
-    assert_eq!(code(HostReader::read(&mut state, r, 8).await), ErrorCode::Closed);
-    assert!(matches!(
-        state.audit.events()[..],
-        [leashed::audit::Event::LateUse {
-            op: "read",
-            handle: leashed::HandleId(2),
-            connection: leashed::HandleId(1),
-            ..
-        }]
-    ));
-    HostReader::drop(&mut state, reader).await.unwrap();
+    assert_eq!(code(state.read(&r, 8, vec!["guest_poke".into()]).await), ErrorCode::Closed);
+    let events = state.audit.events();
+    let [leashed::audit::Event::LateUse { op, handle, connection, use_site, reclaim_site, .. }] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert_eq!((*op, *handle, *connection), ("read", leashed::HandleId(2), leashed::HandleId(1)));
+    assert_eq!(
+        (&use_site[..], &reclaim_site[..]),
+        (&["guest_poke".to_string()][..], &["guest_force_close".to_string()][..])
+    );
+    state.drop_stream(reader, vec![]).unwrap();
 }
 
 /// Past the handle limit, lending a stream gets `limit-reached`, not a trap.
@@ -198,8 +199,8 @@ async fn handles_past_the_limit_get_limit_reached() {
         state.audit.events()[..],
         [leashed::audit::Event::LimitReached { what: "lent handles", limit: 2, .. }]
     ));
-    HostReader::drop(&mut state, reader).await.unwrap();
+    state.drop_stream(reader, vec![]).unwrap();
     let writer = state.lend_writer(&borrow(), vec![]).expect("room again after the reader was dropped");
-    HostWriter::drop(&mut state, writer).await.unwrap();
-    HostConnection::drop(&mut state, conn).await.unwrap();
+    state.drop_stream(writer, vec![]).unwrap();
+    state.drop_connection(conn, vec![]).unwrap();
 }

@@ -2,16 +2,25 @@
 //!
 //! Every leashed:net import is async (tokio I/O) and trappable: a bad handle or a strict-policy
 //! violation traps, while socket failures come back to the guest as `error-code`. The imports
-//! that lend handles also get the store, for the audit's creation sites.
+//! that lend, use or drop handles also get the store, so the audit can capture the guest's
+//! backtrace: when a handle is lent or dropped, and when a stream is used after its socket was
+//! reclaimed.
 
 wasmtime::component::bindgen!({
     world: "client",
     path: "../wit",
     imports: {
-        // These lend handles: they also get the store, to capture the guest's backtrace.
+        // These get the store, to capture the guest's backtrace.
         "leashed:net/tcp.[static]connection.connect": async | store | trappable,
         "leashed:net/tcp.[method]connection.reader": async | store | trappable,
         "leashed:net/tcp.[method]connection.writer": async | store | trappable,
+        "leashed:net/tcp.[method]reader.read": async | store | trappable,
+        "leashed:net/tcp.[method]writer.write": async | store | trappable,
+        "leashed:net/tcp.[method]writer.flush": async | store | trappable,
+        // Drops never wait, so they are synchronous.
+        "leashed:net/tcp.[drop]connection": store | trappable,
+        "leashed:net/tcp.[drop]reader": store | trappable,
+        "leashed:net/tcp.[drop]writer": store | trappable,
         default: async | trappable,
     },
     exports: { default: async },

@@ -1,7 +1,8 @@
 //! The OS's own view of our sockets: /proc/self/fd, for cross-checking the audit.
 //!
-//! A handle's record keeps its fd and the socket's inode; the socket is really open while
-//! `/proc/self/fd/<fd>` still links to `socket:[<inode>]` (an fd number alone may be reused).
+//! A handle's record keeps its fd and the socket's inode; the socket is really open while some
+//! `/proc/self/fd/<n>` still links to `socket:[<inode>]` (an fd number alone may be reused, and a
+//! duplicated fd keeps the socket open under another number).
 //! Off Linux these answer `None`.
 
 use crate::net::socket::Socket;
@@ -18,9 +19,10 @@ pub fn socket_inode(fd: i32) -> Option<u64> {
     target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// Whether the socket with this inode is still open as `fd` in this process.
+/// Whether the socket with this inode is still open in this process: as `fd`, or through any
+/// other fd (a stray duplicate keeps a socket open just as well).
 pub fn socket_is_open(fd: i32, inode: u64) -> bool {
-    socket_inode(fd) == Some(inode)
+    socket_inode(fd) == Some(inode) || open_socket_inodes().contains(&inode)
 }
 
 /// Every socket inode this process has open, from /proc/self/fd.

@@ -109,6 +109,8 @@ pub struct HandleRecord {
     pub last_op: Option<LastOp>,
     pub released: Option<Release>,
     pub released_in_call: Option<CallId>,
+    /// The guest's wasm backtrace when it dropped the handle (empty for host releases).
+    pub released_site: Vec<String>,
     /// The position of this release among the store's releases (1 = first), to check the order
     /// streams and connections were given back in.
     pub release_order: Option<u64>,
@@ -143,6 +145,7 @@ impl HandleRecord {
             last_op: None,
             released: None,
             released_in_call: None,
+            released_site: Vec::new(),
             release_order: None,
             socket_reclaimed: false,
         }
@@ -166,10 +169,27 @@ pub enum Event {
     Denied { host: String, port: u16, call: Option<CallId> },
     /// A connect or lend refused by a per-store limit.
     LimitReached { what: &'static str, limit: usize, call: Option<CallId> },
-    /// A stream used after its connection's socket was reclaimed.
-    LateUse { handle: HandleId, op: &'static str, call: Option<CallId>, connection: HandleId },
-    /// A host bug: a handle released a second time.
-    DoubleRelease { handle: HandleId, first: Release, second: Release, call: Option<CallId> },
+    /// A stream used after its connection's socket was reclaimed: where the guest used it, and
+    /// where it dropped the connection (which reclaimed the socket).
+    LateUse {
+        handle: HandleId,
+        op: &'static str,
+        call: Option<CallId>,
+        connection: HandleId,
+        use_site: Vec<String>,
+        reclaim_site: Vec<String>,
+    },
+    /// A host bug: a handle released a second time. The first site is the guest's backtrace
+    /// when it dropped the handle (empty if the host released it); the second is the host's own
+    /// backtrace at the second release, which is where the bug is.
+    DoubleRelease {
+        handle: HandleId,
+        first: Release,
+        second: Release,
+        call: Option<CallId>,
+        first_site: Vec<String>,
+        second_site: Vec<String>,
+    },
 }
 
 /// Counts for the one-line summary.
@@ -244,7 +264,7 @@ impl Audit {
             created_in_call,
             site,
         ));
-        HandleGuard { id, audit: self.clone(), cause: None, recorded: false }
+        HandleGuard { id, audit: self.clone(), cause: None, drop_site: Vec::new(), recorded: false }
     }
 
     /// Records an operation on a handle and the bytes it moved.
@@ -265,12 +285,14 @@ impl Audit {
         }
     }
 
-    /// Records a stream used after its connection's socket was reclaimed.
-    pub fn note_late_use(&self, handle: HandleId, op: &'static str) {
+    /// Records a stream used after its connection's socket was reclaimed, with the guest's
+    /// backtrace at the use.
+    pub fn note_late_use(&self, handle: HandleId, op: &'static str, use_site: Vec<String>) {
         let mut registry = self.registry();
         let connection = registry.record_mut(handle).and_then(|r| r.parent).unwrap_or(handle);
+        let reclaim_site = registry.record_mut(connection).map(|c| c.released_site.clone()).unwrap_or_default();
         let call = registry.current_call;
-        registry.events.push(Event::LateUse { handle, op, call, connection });
+        registry.events.push(Event::LateUse { handle, op, call, connection, use_site, reclaim_site });
     }
 
     /// Records a connect the policy refused.
@@ -308,7 +330,7 @@ impl Audit {
         registry.current_call = None;
     }
 
-    fn mark_released(&self, id: HandleId, cause: Option<Release>) {
+    fn mark_released(&self, id: HandleId, cause: Option<Release>, site: Vec<String>) {
         let mut registry = self.registry();
         let call = registry.current_call;
         let trapped = registry.trapped;
@@ -329,12 +351,23 @@ impl Audit {
         let record = registry.record_mut(id).expect("looked up above");
         match record.released {
             Some(first) => {
-                registry.events.push(Event::DoubleRelease { handle: id, first, second: cause, call });
+                // A host bug, so the second site is the host's own backtrace.
+                let first_site = record.released_site.clone();
+                let second_site = site::capture_host();
+                registry.events.push(Event::DoubleRelease {
+                    handle: id,
+                    first,
+                    second: cause,
+                    call,
+                    first_site,
+                    second_site,
+                });
             }
             None => {
                 let kind = record.kind;
                 record.released = Some(cause);
                 record.released_in_call = call;
+                record.released_site = site;
                 record.release_order = Some(order);
                 registry.releases = order;
                 registry.open_handles -= 1;
@@ -403,6 +436,8 @@ pub struct HandleGuard {
     /// `None` until the guest drops the handle: a guard dropped without it was released by the
     /// host (the cause is worked out from the store's state).
     cause: Option<Release>,
+    /// The guest's backtrace at its drop.
+    drop_site: Vec<String>,
     /// The release is already in the registry (recorded before the entry died).
     recorded: bool,
 }
@@ -412,15 +447,17 @@ impl HandleGuard {
         self.id
     }
 
-    /// Called when the guest drops the handle, just before the entry is dropped.
-    pub fn dropped_by_guest(&mut self) {
+    /// Called when the guest drops the handle, just before the entry is dropped, with the
+    /// guest's backtrace at the drop.
+    pub fn dropped_by_guest(&mut self, site: Vec<String>) {
         self.cause = Some(Release::GuestDropped);
+        self.drop_site = site;
     }
 
     /// Records the guest's drop now, for an entry the table must keep (a connection whose
     /// streams outlive it under the deferred or reclaim policy).
-    pub fn record_guest_drop_now(&mut self) {
-        self.audit.mark_released(self.id, Some(Release::GuestDropped));
+    pub fn record_guest_drop_now(&mut self, site: Vec<String>) {
+        self.audit.mark_released(self.id, Some(Release::GuestDropped), site);
         self.recorded = true;
     }
 }
@@ -428,7 +465,7 @@ impl HandleGuard {
 impl Drop for HandleGuard {
     fn drop(&mut self) {
         if !self.recorded {
-            self.audit.mark_released(self.id, self.cause);
+            self.audit.mark_released(self.id, self.cause, std::mem::take(&mut self.drop_site));
         }
     }
 }
@@ -446,17 +483,19 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let record = HandleRecord::new(HandleId(1), HandleKind::Reader, None, addr, (None, None), Some(call), vec![]);
         audit.registry().records.push(record);
-        audit.mark_released(HandleId(1), Some(Release::GuestDropped));
-        audit.mark_released(HandleId(1), None);
+        audit.mark_released(HandleId(1), Some(Release::GuestDropped), vec!["guest_close".into()]);
+        audit.mark_released(HandleId(1), None, vec![]);
         assert_eq!(audit.records()[0].released, Some(Release::GuestDropped));
+        let events = audit.events();
+        let [Event::DoubleRelease { handle, first, second, call: in_call, first_site, second_site }] = &events[..]
+        else {
+            panic!("{events:?}")
+        };
         assert_eq!(
-            audit.events(),
-            [Event::DoubleRelease {
-                handle: HandleId(1),
-                first: Release::GuestDropped,
-                second: Release::StoreTeardown,
-                call: Some(call)
-            }]
+            (*handle, *first, *second, *in_call),
+            (HandleId(1), Release::GuestDropped, Release::StoreTeardown, Some(call))
         );
+        assert_eq!(first_site, &["guest_close"]);
+        assert!(second_site.iter().any(|f| f.contains("double_release_is_reported")), "{second_site:?}");
     }
 }

@@ -153,8 +153,10 @@ fn event_call(event: &Event) -> Option<CallId> {
 }
 
 /// Compares, for every connection, whether its socket should be open (some handle of it is
-/// alive and it was not reclaimed) with what /proc/self/fd says.
+/// alive and it was not reclaimed) with what /proc/self/fd says. A socket counts as open if any
+/// fd of this process still refers to it, so a stray duplicate of a released socket is caught.
 fn os_mismatches(records: &[HandleRecord]) -> Vec<OsMismatch> {
+    let open_inodes = os_fds::open_socket_inodes();
     records
         .iter()
         .filter(|r| r.kind == HandleKind::Connection)
@@ -162,7 +164,7 @@ fn os_mismatches(records: &[HandleRecord]) -> Vec<OsMismatch> {
             let (fd, inode) = (conn.fd?, conn.socket_inode?);
             let alive = records.iter().any(|r| (r.id == conn.id || r.parent == Some(conn.id)) && r.released.is_none());
             let expected_open = alive && !conn.socket_reclaimed;
-            let actually_open = os_fds::socket_is_open(fd, inode);
+            let actually_open = open_inodes.contains(&inode);
             (expected_open != actually_open).then_some(OsMismatch {
                 connection: conn.id.0,
                 fd,
@@ -191,7 +193,8 @@ impl LeakReport {
                 writeln!(out, "==leashed== no leaks in {scope}: {} handles lent, all dropped by the guest", self.lent);
             return out;
         }
-        let _ = writeln!(out, "==leashed==ERROR: leaked lent handles in {scope}");
+        let what = if self.leaks.is_empty() { "misused lent handles" } else { "leaked lent handles" };
+        let _ = writeln!(out, "==leashed==ERROR: {what} in {scope}");
         for leak in &self.leaks {
             out.push('\n');
             let conn = &leak.connection;
@@ -220,7 +223,7 @@ impl LeakReport {
         }
         for event in self.events.iter().filter(|e| is_problem(e)) {
             out.push('\n');
-            let _ = writeln!(out, "{}", event_text(event));
+            out.push_str(&event_text(event));
         }
         for m in &self.os_mismatches {
             out.push('\n');
@@ -262,13 +265,9 @@ fn fd_text(report: &LeakReport, record: &HandleRecord) -> String {
 }
 
 fn write_details(out: &mut String, record: &HandleRecord, now: Instant, indent: &str) {
-    if record.site.is_empty() {
-        let _ = writeln!(out, "{indent}created at: (no backtrace recorded)");
-    } else {
-        let _ = writeln!(out, "{indent}created at:");
-        for (i, frame) in record.site.iter().enumerate() {
-            let _ = writeln!(out, "{indent}  #{i} {frame}");
-        }
+    write_site(out, "created at", &record.site, indent);
+    if record.released == Some(Release::GuestDropped) {
+        write_site(out, "dropped by the guest at", &record.released_site, indent);
     }
     let age = now.saturating_duration_since(record.created);
     let last = match record.last_op {
@@ -285,19 +284,49 @@ fn write_details(out: &mut String, record: &HandleRecord, now: Instant, indent: 
     );
 }
 
-fn event_text(event: &Event) -> String {
-    match event {
-        Event::LateUse { handle, op, call, connection } => format!(
-            "Late use: {op} on {handle} after connection {connection} was reclaimed{} (the guest got `closed`)",
-            call.map(|c| format!(" in call {c}")).unwrap_or_default()
-        ),
-        Event::DoubleRelease { handle, first, second, call } => format!(
-            "HOST BUG: {handle} released twice: first {first}, then {second}{}",
-            call.map(|c| format!(" in call {c}")).unwrap_or_default()
-        ),
-        Event::Denied { host, port, .. } => format!("Denied: connect to {host}:{port}"),
-        Event::LimitReached { what, limit, .. } => format!("Limit reached: {what} (limit {limit})"),
+/// "created at:" and the frames under it, innermost first.
+fn write_site(out: &mut String, label: &str, site: &[String], indent: &str) {
+    if site.is_empty() {
+        let _ = writeln!(out, "{indent}{label}: (no backtrace recorded)");
+        return;
     }
+    let _ = writeln!(out, "{indent}{label}:");
+    for (i, frame) in site.iter().enumerate() {
+        let _ = writeln!(out, "{indent}  #{i} {frame}");
+    }
+}
+
+fn event_text(event: &Event) -> String {
+    let in_call = |call: &Option<CallId>| call.map(|c| format!(" in call {c}")).unwrap_or_default();
+    let mut out = String::new();
+    match event {
+        Event::LateUse { handle, op, call, connection, use_site, reclaim_site } => {
+            let _ = writeln!(
+                out,
+                "Late use: {op} on {handle} after connection {connection} was reclaimed{} (the guest got `closed`)",
+                in_call(call)
+            );
+            write_site(&mut out, "used at", use_site, "    ");
+            write_site(
+                &mut out,
+                &format!("connection {connection} dropped (socket reclaimed) at"),
+                reclaim_site,
+                "    ",
+            );
+        }
+        Event::DoubleRelease { handle, first, second, call, first_site, second_site } => {
+            let _ = writeln!(out, "HOST BUG: {handle} released twice: first {first}, then {second}{}", in_call(call));
+            write_site(&mut out, &format!("first release ({first}) at"), first_site, "    ");
+            write_site(&mut out, "second release at (host backtrace)", second_site, "    ");
+        }
+        Event::Denied { host, port, .. } => {
+            let _ = writeln!(out, "Denied: connect to {host}:{port}");
+        }
+        Event::LimitReached { what, limit, .. } => {
+            let _ = writeln!(out, "Limit reached: {what} (limit {limit})");
+        }
+    }
+    out
 }
 
 // ---- JSON ------------------------------------------------------------------------------------
@@ -337,16 +366,40 @@ pub struct HandleJson {
     pub bytes_written: u64,
     pub last_op: Option<&'static str>,
     pub released: Option<String>,
+    /// The guest's backtrace when it dropped the handle (only for `guest-dropped`).
+    pub released_site: Vec<String>,
     pub socket_reclaimed: bool,
 }
 
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum EventJson {
-    Denied { host: String, port: u16, call: Option<u64> },
-    LimitReached { what: &'static str, limit: usize, call: Option<u64> },
-    LateUse { handle: u64, op: &'static str, connection: u64, call: Option<u64> },
-    DoubleRelease { handle: u64, first: String, second: String, call: Option<u64> },
+    Denied {
+        host: String,
+        port: u16,
+        call: Option<u64>,
+    },
+    LimitReached {
+        what: &'static str,
+        limit: usize,
+        call: Option<u64>,
+    },
+    LateUse {
+        handle: u64,
+        op: &'static str,
+        connection: u64,
+        call: Option<u64>,
+        use_site: Vec<String>,
+        reclaim_site: Vec<String>,
+    },
+    DoubleRelease {
+        handle: u64,
+        first: String,
+        second: String,
+        call: Option<u64>,
+        first_site: Vec<String>,
+        second_site: Vec<String>,
+    },
 }
 
 impl LeakReport {
@@ -367,6 +420,7 @@ impl LeakReport {
             bytes_written: r.bytes_written,
             last_op: r.last_op.map(|o| o.op),
             released: r.released.map(|x| x.to_string()),
+            released_site: r.released_site.clone(),
             socket_reclaimed: r.socket_reclaimed,
         };
         let events = self
@@ -379,15 +433,24 @@ impl LeakReport {
                 Event::LimitReached { what, limit, call } => {
                     EventJson::LimitReached { what, limit: *limit, call: call.map(|c| c.0) }
                 }
-                Event::LateUse { handle, op, call, connection } => {
-                    EventJson::LateUse { handle: handle.0, op, connection: connection.0, call: call.map(|c| c.0) }
-                }
-                Event::DoubleRelease { handle, first, second, call } => EventJson::DoubleRelease {
+                Event::LateUse { handle, op, call, connection, use_site, reclaim_site } => EventJson::LateUse {
                     handle: handle.0,
-                    first: first.to_string(),
-                    second: second.to_string(),
+                    op,
+                    connection: connection.0,
                     call: call.map(|c| c.0),
+                    use_site: use_site.clone(),
+                    reclaim_site: reclaim_site.clone(),
                 },
+                Event::DoubleRelease { handle, first, second, call, first_site, second_site } => {
+                    EventJson::DoubleRelease {
+                        handle: handle.0,
+                        first: first.to_string(),
+                        second: second.to_string(),
+                        call: call.map(|c| c.0),
+                        first_site: first_site.clone(),
+                        second_site: second_site.clone(),
+                    }
+                }
             })
             .collect();
         ReportJson {

@@ -195,6 +195,38 @@ pub struct LentWriter {
     pub parent_rep: u32,
 }
 
+/// What a reader and a writer have in common, for the code that uses or drops either.
+pub trait LentStream: std::any::Any + Send {
+    fn socket(&self) -> &Arc<Socket>;
+    fn guard_mut(&mut self) -> &mut HandleGuard;
+    /// The table slot of the connection that lent it.
+    fn parent_rep(&self) -> u32;
+}
+
+impl LentStream for LentReader {
+    fn socket(&self) -> &Arc<Socket> {
+        &self.socket
+    }
+    fn guard_mut(&mut self) -> &mut HandleGuard {
+        &mut self.guard
+    }
+    fn parent_rep(&self) -> u32 {
+        self.parent_rep
+    }
+}
+
+impl LentStream for LentWriter {
+    fn socket(&self) -> &Arc<Socket> {
+        &self.socket
+    }
+    fn guard_mut(&mut self) -> &mut HandleGuard {
+        &mut self.guard
+    }
+    fn parent_rep(&self) -> u32 {
+        self.parent_rep
+    }
+}
+
 impl Drop for LentReader {
     fn drop(&mut self) {
         self.socket.give_back(StreamSide::Read);

@@ -1,16 +1,17 @@
 //! `impl Host*` for leashed:net/tcp: each method looks the handle up, checks its state and the
 //! policy, and delegates to [`Socket`], the allowlist or the audit.
 //!
-//! `connect`, `reader` and `writer` also get the store (bindgen's `store` flag), to capture the
-//! guest's backtrace as the handle's creation site. Nothing here owns state; it all lives in
-//! [`HostState`].
+//! Imports that lend, use or drop a handle also get the store (bindgen's `store` flag), to capture
+//! the guest's backtrace for the audit: where a handle was lent and dropped, and where a stream
+//! was used after its socket was reclaimed. Their bodies are `HostState` methods, so host-level
+//! tests can call them without wasm. Nothing here owns state; it all lives in [`HostState`].
 
 use super::error::NetError;
-use super::socket::{LentConnection, LentReader, LentWriter, Socket, StreamSide, with_timeout};
+use super::socket::{LentConnection, LentReader, LentStream, LentWriter, Socket, StreamSide, with_timeout};
 use crate::audit::{HandleGuard, HandleId, HandleKind, site};
 use crate::bindings::leashed::net::tcp::{
-    ConnectOptions, ErrorCode, Host, HostConnection, HostConnectionWithStore, HostReader, HostWriter, ShutdownType,
-    SocketAddress,
+    ConnectOptions, ErrorCode, Host, HostConnection, HostConnectionWithStore, HostReader, HostReaderWithStore,
+    HostWriter, HostWriterWithStore, ShutdownType, SocketAddress,
 };
 use crate::policy::{ClosePolicy, tighter};
 use crate::state::HostState;
@@ -28,9 +29,19 @@ impl Host for HostState {
     }
 }
 
-/// The guest's backtrace, if the policy asks for creation sites.
-fn creation_site(access: &mut Access<'_, HostState, HasSelf<HostState>>) -> Vec<String> {
+/// The guest's backtrace, if the policy asks for sites.
+fn guest_site(access: &mut Access<'_, HostState, HasSelf<HostState>>) -> Vec<String> {
     if access.get().policy.audit_detail { site::capture(&*access) } else { Vec::new() }
+}
+
+/// The guest's backtrace if this use of a stream is a late use (its socket was reclaimed), so
+/// the audit can say where it happened; nothing (and no cost) otherwise.
+fn late_use_site<S: LentStream>(
+    access: &mut Access<'_, HostState, HasSelf<HostState>>,
+    stream: &Resource<S>,
+) -> Vec<String> {
+    let late = access.get().table.get(stream).is_ok_and(|s| s.socket().is_reclaimed());
+    if late { guest_site(access) } else { Vec::new() }
 }
 
 impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
@@ -40,7 +51,7 @@ impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
         port: u16,
         options: ConnectOptions,
     ) -> Result<Resource<LentConnection>, NetError> {
-        let site = creation_site(&mut access);
+        let site = guest_site(&mut access);
         access.get().lend_connection(address, port, options, site).await
     }
 
@@ -48,7 +59,7 @@ impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
         mut access: Access<'_, HostState, Self>,
         conn: Resource<LentConnection>,
     ) -> Result<Resource<LentReader>, NetError> {
-        let site = creation_site(&mut access);
+        let site = guest_site(&mut access);
         access.get().lend_reader(&conn, site)
     }
 
@@ -56,8 +67,13 @@ impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
         mut access: Access<'_, HostState, Self>,
         conn: Resource<LentConnection>,
     ) -> Result<Resource<LentWriter>, NetError> {
-        let site = creation_site(&mut access);
+        let site = guest_site(&mut access);
         access.get().lend_writer(&conn, site)
+    }
+
+    fn drop(mut access: Access<'_, HostState, Self>, conn: Resource<LentConnection>) -> wasmtime::Result<()> {
+        let site = guest_site(&mut access);
+        access.get().drop_connection(conn, site)
     }
 }
 
@@ -81,11 +97,145 @@ impl HostConnection for HostState {
     async fn local_address(&mut self, conn: Resource<LentConnection>) -> Result<SocketAddress, NetError> {
         Ok(address(self.table.get(&conn)?.socket.local))
     }
+}
 
-    async fn drop(&mut self, conn: Resource<LentConnection>) -> wasmtime::Result<()> {
+// Every reader and writer method needs the store (above).
+impl HostReader for HostState {}
+impl HostWriter for HostState {}
+
+impl HostReaderWithStore<HostState> for HasSelf<HostState> {
+    async fn read(
+        mut access: Access<'_, HostState, Self>,
+        reader: Resource<LentReader>,
+        max: u32,
+    ) -> Result<Vec<u8>, NetError> {
+        let use_site = late_use_site(&mut access, &reader);
+        access.get().read(&reader, max, use_site).await
+    }
+
+    fn drop(mut access: Access<'_, HostState, Self>, reader: Resource<LentReader>) -> wasmtime::Result<()> {
+        let site = guest_site(&mut access);
+        access.get().drop_stream(reader, site)
+    }
+}
+
+impl HostWriterWithStore<HostState> for HasSelf<HostState> {
+    async fn write(
+        mut access: Access<'_, HostState, Self>,
+        writer: Resource<LentWriter>,
+        bytes: Vec<u8>,
+    ) -> Result<u32, NetError> {
+        let use_site = late_use_site(&mut access, &writer);
+        access.get().write(&writer, &bytes, use_site).await
+    }
+
+    async fn flush(mut access: Access<'_, HostState, Self>, writer: Resource<LentWriter>) -> Result<(), NetError> {
+        let use_site = late_use_site(&mut access, &writer);
+        access.get().flush(&writer, use_site)
+    }
+
+    fn drop(mut access: Access<'_, HostState, Self>, writer: Resource<LentWriter>) -> wasmtime::Result<()> {
+        let site = guest_site(&mut access);
+        access.get().drop_stream(writer, site)
+    }
+}
+
+// The bodies of the imports above, on the state alone. Public so host-level tests can drive
+// them without wasm; a `site` is the guest's backtrace at the call (empty when not recorded),
+// and a `use_site` is only recorded if the use turns out to be a late use.
+impl HostState {
+    /// `connection.connect`: allowlist, limits, the TCP connect, the audit record.
+    pub async fn lend_connection(
+        &mut self,
+        host: String,
+        port: u16,
+        options: ConnectOptions,
+        site: Vec<String>,
+    ) -> Result<Resource<LentConnection>, NetError> {
+        connect(self, host, port, options, site).await
+    }
+
+    /// `connection.reader`.
+    pub fn lend_reader(
+        &mut self,
+        conn: &Resource<LentConnection>,
+        site: Vec<String>,
+    ) -> Result<Resource<LentReader>, NetError> {
+        let (socket, guard) = lend_stream(self, conn, StreamSide::Read, site)?;
+        Ok(self.table.push_child(LentReader { socket, guard, parent_rep: conn.rep() }, conn)?)
+    }
+
+    /// `connection.writer`.
+    pub fn lend_writer(
+        &mut self,
+        conn: &Resource<LentConnection>,
+        site: Vec<String>,
+    ) -> Result<Resource<LentWriter>, NetError> {
+        let (socket, guard) = lend_stream(self, conn, StreamSide::Write, site)?;
+        Ok(self.table.push_child(LentWriter { socket, guard, parent_rep: conn.rep() }, conn)?)
+    }
+
+    /// `reader.read`: up to `max` bytes, waiting for at least one; empty at end of stream.
+    pub async fn read(
+        &mut self,
+        reader: &Resource<LentReader>,
+        max: u32,
+        use_site: Vec<String>,
+    ) -> Result<Vec<u8>, NetError> {
+        let entry = self.table.get(reader)?;
+        let (socket, id) = (entry.socket.clone(), entry.guard.id());
+        if max == 0 {
+            // An empty answer would read as end of stream.
+            return Err(ErrorCode::InvalidState.into());
+        }
+        match socket.read(max as usize).await {
+            Ok(bytes) => {
+                self.note_op(id, "read", bytes.len(), 0);
+                Ok(bytes)
+            }
+            Err(e) => Err(self.failed(&socket, id, "read", e, use_site)),
+        }
+    }
+
+    /// `writer.write`: all of `bytes`, or an error.
+    pub async fn write(
+        &mut self,
+        writer: &Resource<LentWriter>,
+        bytes: &[u8],
+        use_site: Vec<String>,
+    ) -> Result<u32, NetError> {
+        let entry = self.table.get(writer)?;
+        let (socket, id) = (entry.socket.clone(), entry.guard.id());
+        match socket.write_all(bytes).await {
+            Ok(()) => {
+                self.note_op(id, "write", 0, bytes.len());
+                Ok(bytes.len() as u32)
+            }
+            Err(e) => Err(self.failed(&socket, id, "write", e, use_site)),
+        }
+    }
+
+    /// `writer.flush`. Writes go straight to the OS socket, so there is no host-side buffer to
+    /// drain: this only checks the socket is still open.
+    pub fn flush(&mut self, writer: &Resource<LentWriter>, use_site: Vec<String>) -> Result<(), NetError> {
+        let entry = self.table.get(writer)?;
+        let (socket, id) = (entry.socket.clone(), entry.guard.id());
+        match socket.check_open() {
+            Ok(()) => {
+                self.note_op(id, "flush", 0, 0);
+                Ok(())
+            }
+            Err(e) => Err(self.failed(&socket, id, "flush", e, use_site)),
+        }
+    }
+
+    /// The guest drops a connection. With live streams, the close policy decides: `strict`
+    /// traps; `deferred` and `reclaim` keep the entry as the streams' parent (and `reclaim`
+    /// closes the socket now).
+    pub fn drop_connection(&mut self, conn: Resource<LentConnection>, site: Vec<String>) -> wasmtime::Result<()> {
         let live = live_children(self, &conn)?;
         if live.is_empty() {
-            self.table.delete(conn)?.guard.dropped_by_guest();
+            self.table.delete(conn)?.guard.dropped_by_guest(site);
             return Ok(());
         }
         let id = self.table.get(&conn)?.guard.id();
@@ -103,7 +253,7 @@ impl HostConnection for HostState {
                 // The entry stays as its streams' parent until the last of them is dropped.
                 let entry = self.table.get_mut(&conn)?;
                 entry.dropped_by_guest = true;
-                entry.guard.record_guest_drop_now();
+                entry.guard.record_guest_drop_now(site);
                 if self.policy.close == ClosePolicy::Reclaim {
                     entry.socket.reclaim();
                     self.audit.note_reclaimed(id);
@@ -112,100 +262,15 @@ impl HostConnection for HostState {
             }
         }
     }
-}
 
-impl HostReader for HostState {
-    async fn read(&mut self, reader: Resource<LentReader>, max: u32) -> Result<Vec<u8>, NetError> {
-        let entry = self.table.get(&reader)?;
-        let (socket, id) = (entry.socket.clone(), entry.guard.id());
-        if max == 0 {
-            // An empty answer would read as end of stream.
-            return Err(ErrorCode::InvalidState.into());
-        }
-        match socket.read(max as usize).await {
-            Ok(bytes) => {
-                self.note_op(id, "read", bytes.len(), 0);
-                Ok(bytes)
-            }
-            Err(e) => Err(self.failed(&socket, id, "read", e)),
-        }
-    }
-
-    async fn drop(&mut self, reader: Resource<LentReader>) -> wasmtime::Result<()> {
-        let mut entry = self.table.delete(reader)?;
-        entry.guard.dropped_by_guest();
-        let parent = entry.parent_rep;
+    /// The guest drops a reader or a writer; a connection it already dropped goes with its last
+    /// stream.
+    pub fn drop_stream<S: LentStream>(&mut self, stream: Resource<S>, site: Vec<String>) -> wasmtime::Result<()> {
+        let mut entry = self.table.delete(stream)?;
+        entry.guard_mut().dropped_by_guest(site);
+        let parent = entry.parent_rep();
         drop(entry);
         release_orphaned_parent(self, parent)
-    }
-}
-
-impl HostWriter for HostState {
-    async fn write(&mut self, writer: Resource<LentWriter>, bytes: Vec<u8>) -> Result<u32, NetError> {
-        let entry = self.table.get(&writer)?;
-        let (socket, id) = (entry.socket.clone(), entry.guard.id());
-        match socket.write_all(&bytes).await {
-            Ok(()) => {
-                self.note_op(id, "write", 0, bytes.len());
-                Ok(bytes.len() as u32)
-            }
-            Err(e) => Err(self.failed(&socket, id, "write", e)),
-        }
-    }
-
-    async fn flush(&mut self, writer: Resource<LentWriter>) -> Result<(), NetError> {
-        // Writes go straight to the OS socket; there is no host-side buffer to drain.
-        let entry = self.table.get(&writer)?;
-        let (socket, id) = (entry.socket.clone(), entry.guard.id());
-        match socket.check_open() {
-            Ok(()) => {
-                self.note_op(id, "flush", 0, 0);
-                Ok(())
-            }
-            Err(e) => Err(self.failed(&socket, id, "flush", e)),
-        }
-    }
-
-    async fn drop(&mut self, writer: Resource<LentWriter>) -> wasmtime::Result<()> {
-        let mut entry = self.table.delete(writer)?;
-        entry.guard.dropped_by_guest();
-        let parent = entry.parent_rep;
-        drop(entry);
-        release_orphaned_parent(self, parent)
-    }
-}
-
-impl HostState {
-    /// `connection.connect` with a creation site: allowlist, limits, the TCP connect, the audit
-    /// record. Public so host-level tests can drive it without wasm.
-    pub async fn lend_connection(
-        &mut self,
-        host: String,
-        port: u16,
-        options: ConnectOptions,
-        site: Vec<String>,
-    ) -> Result<Resource<LentConnection>, NetError> {
-        connect(self, host, port, options, site).await
-    }
-
-    /// `connection.reader` with a creation site.
-    pub fn lend_reader(
-        &mut self,
-        conn: &Resource<LentConnection>,
-        site: Vec<String>,
-    ) -> Result<Resource<LentReader>, NetError> {
-        let (socket, guard) = lend_stream(self, conn, StreamSide::Read, site)?;
-        Ok(self.table.push_child(LentReader { socket, guard, parent_rep: conn.rep() }, conn)?)
-    }
-
-    /// `connection.writer` with a creation site.
-    pub fn lend_writer(
-        &mut self,
-        conn: &Resource<LentConnection>,
-        site: Vec<String>,
-    ) -> Result<Resource<LentWriter>, NetError> {
-        let (socket, guard) = lend_stream(self, conn, StreamSide::Write, site)?;
-        Ok(self.table.push_child(LentWriter { socket, guard, parent_rep: conn.rep() }, conn)?)
     }
 
     fn note_op(&self, id: HandleId, op: &'static str, read: usize, written: usize) {
@@ -215,9 +280,16 @@ impl HostState {
     }
 
     /// Maps an I/O failure to the guest's error, recording a use of a reclaimed socket.
-    fn failed(&self, socket: &Socket, id: HandleId, op: &'static str, e: std::io::Error) -> NetError {
+    fn failed(
+        &self,
+        socket: &Socket,
+        id: HandleId,
+        op: &'static str,
+        e: std::io::Error,
+        use_site: Vec<String>,
+    ) -> NetError {
         if socket.is_reclaimed() {
-            self.audit.note_late_use(id, op);
+            self.audit.note_late_use(id, op, use_site);
         }
         e.into()
     }
