@@ -98,7 +98,7 @@ fn per_call_reports_name_the_leaking_call() {
     let out = audit(env!("LEASHED_FIXTURE_HOLD_WRITER"), peer, &["--deny-leaks"], &[&run(peer), "poke()"]);
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&format!("==leashed==ERROR: leaked lent handles in call #1 `{}`", run(peer))), "{stderr}");
-    assert!(stderr.contains("Leaked writer #3 of connection #1 (still open)"), "{stderr}");
+    assert!(stderr.contains("Leaked writer #3 of connection #1 (still lent)"), "{stderr}");
     assert!(stderr.contains("==leashed== no leaks in call #2 `poke()`"), "{stderr}");
     assert_eq!(out.status.code(), Some(3), "call #1 leaked, even though call #2 gave it back");
 }

@@ -1,6 +1,7 @@
 //! The leak audit on real fixture components (tests/fixtures, built by tests/build.rs) over real
-//! TCP: the exact findings for each fixture under each close policy, per-call scoping, limits,
-//! and that no socket of any of them survives the store.
+//! TCP: the seed bug under each close policy with the OS's view of its socket at each step, the
+//! JSON form, per-call scoping, limits, the embedders' `assert_clean`, and that no socket of any
+//! of them survives the store. The exact text of every report is in `exact_reports.rs`.
 
 use leashed::audit::report::LeakReport;
 use leashed::{
@@ -77,7 +78,7 @@ async fn seed_bug_under_deferred_leaks_one_connection_with_its_reader() {
     let text = report.to_text();
     assert!(text.contains("Direct leak: connection #1"), "{text}");
     assert!(text.contains("dropped by the guest, but its socket stays open for its streams"), "{text}");
-    assert!(text.contains("Leaked reader #2 of connection #1 (still open)"), "{text}");
+    assert!(text.contains("Leaked reader #2 of connection #1 (still lent)"), "{text}");
     assert!(text.contains("#0 fixture_seed_bug::open_connection\n"), "creation site in: {text}");
     assert!(text.contains("#1 run\n"), "the export in the creation site: {text}");
     let json = serde_json::to_value(report.to_json()).unwrap();

@@ -188,9 +188,14 @@ impl LeakReport {
             }
             Scope::Store => "the whole store".to_string(),
         };
+        // Denials and limits are not faults of the guest, but they explain what it saw.
+        let notes: Vec<String> = self.events.iter().filter(|e| !is_problem(e)).map(event_text).collect();
         if self.is_clean() {
             let _ =
                 writeln!(out, "==leashed== no leaks in {scope}: {} handles lent, all dropped by the guest", self.lent);
+            for note in notes {
+                let _ = write!(out, "    note: {note}");
+            }
             return out;
         }
         let what = if self.leaks.is_empty() { "misused lent handles" } else { "leaked lent handles" };
@@ -207,14 +212,14 @@ impl LeakReport {
                     "dropped by the guest, but its socket stays open for its streams".to_string()
                 }
                 Some(other) => format!("never dropped by the guest (released: {other})"),
-                None => "never dropped by the guest, still open".to_string(),
+                None => "never dropped by the guest, still lent".to_string(),
             };
             let _ =
                 writeln!(out, "Direct leak: connection {} to {} ({}) {state}", conn.id, conn.peer, fd_text(self, conn));
             write_details(&mut out, conn, self.generated, "    ");
             for stream in &leak.streams {
                 let released = match stream.released {
-                    None => "still open".to_string(),
+                    None => "still lent".to_string(),
                     Some(r) => format!("released: {r}"),
                 };
                 let _ = writeln!(out, "  Leaked {} {} of connection {} ({released})", stream.kind, stream.id, conn.id);
@@ -224,6 +229,9 @@ impl LeakReport {
         for event in self.events.iter().filter(|e| is_problem(e)) {
             out.push('\n');
             out.push_str(&event_text(event));
+        }
+        for note in notes {
+            let _ = write!(out, "\nnote: {note}");
         }
         for m in &self.os_mismatches {
             out.push('\n');
