@@ -204,3 +204,47 @@ async fn handles_past_the_limit_get_limit_reached() {
     state.drop_stream(writer, vec![]).unwrap();
     state.drop_connection(conn, vec![]).unwrap();
 }
+
+/// A long-lived store stays bounded: of 1,100 connections given back whole, each in a call of
+/// its own, only the newest 1,024 (and their calls) are kept and the rest only counted, while a
+/// leak made before all of them is never forgotten.
+#[tokio::test]
+async fn a_long_lived_store_forgets_what_was_given_back_but_never_a_leak() {
+    use leashed::audit::{KEPT_CLEAN_CALLS, KEPT_CLEAN_CONNECTIONS};
+    let (listener, mut state, port) = listener_and_state().await;
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    let borrow = |conn: &wasmtime::component::Resource<_>| wasmtime::component::Resource::new_borrow(conn.rep());
+
+    let leaky = state.audit.begin_call("leaky()");
+    let kept_conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
+    let _kept_reader = state.lend_reader(&borrow(&kept_conn), vec![]).unwrap();
+    state.audit.end_call(leaky, false);
+    let rounds = 1100;
+    for i in 0..rounds {
+        let call = state.audit.begin_call(format!("round({i})"));
+        let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
+        let reader = state.lend_reader(&borrow(&conn), vec![]).unwrap();
+        let writer = state.lend_writer(&borrow(&conn), vec![]).unwrap();
+        state.drop_stream(writer, vec![]).unwrap();
+        state.drop_stream(reader, vec![]).unwrap();
+        state.drop_connection(conn, vec![]).unwrap();
+        state.audit.end_call(call, false);
+    }
+
+    let summary = state.audit.summary();
+    assert_eq!((summary.lent, summary.released, summary.open), (2 + 3 * rounds, 3 * rounds, 2));
+    let forgotten = state.audit.forgotten();
+    assert_eq!(forgotten.handles as usize, 3 * (rounds - KEPT_CLEAN_CONNECTIONS));
+    assert_eq!(forgotten.calls as usize, rounds - KEPT_CLEAN_CALLS);
+    assert_eq!(state.audit.records().len(), 2 + 3 * KEPT_CLEAN_CONNECTIONS);
+    assert_eq!(state.audit.calls().len(), 1 + KEPT_CLEAN_CALLS);
+
+    let report = state.audit.store_report();
+    assert_eq!((report.lent, report.leaked_handles()), (2 + 3 * rounds, 2), "{}", report.to_text());
+    assert!(report.os_mismatches.is_empty(), "{:?}", report.os_mismatches);
+    let text = report.to_text();
+    assert!(text.contains("Direct leak: connection #1 "), "{text}");
+    assert!(text.contains(&format!("only counts, no longer keeps: {} handles", forgotten.handles)), "{text}");
+    let leaky_report = state.audit.call_report(leaky);
+    assert!(leaky_report.to_text().contains("leaked lent handles in call #1 `leaky()`"), "{}", leaky_report.to_text());
+}

@@ -4,12 +4,18 @@
 //! Releasing is structural: each table entry owns a [`HandleGuard`] whose `Drop` records the
 //! release, so the registry cannot miss a handle however its entry dies. The registry never
 //! closes anything itself. Reports over it are built in [`report`].
+//!
+//! A long-lived store must not grow without bound, so what has nothing left to report is only
+//! counted once enough of it piles up: connections the guest gave back whole (with their streams,
+//! and with the OS agreeing their socket is closed), calls that left nothing behind, and events
+//! past a cap. Leaks, trapped calls and anything still open are always kept.
 
 pub mod report;
 pub mod site;
 
 use crate::net::socket::Socket;
 use crate::os_fds;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -116,6 +122,8 @@ pub struct HandleRecord {
     pub release_order: Option<u64>,
     /// For a connection: the `reclaim` policy closed its socket when the guest dropped it.
     pub socket_reclaimed: bool,
+    /// For a connection: the readers and writers it lent.
+    pub streams: Vec<HandleId>,
 }
 
 impl HandleRecord {
@@ -148,6 +156,7 @@ impl HandleRecord {
             released_site: Vec::new(),
             release_order: None,
             socket_reclaimed: false,
+            streams: Vec::new(),
         }
     }
 }
@@ -160,6 +169,12 @@ pub struct CallRecord {
     pub name: String,
     pub trapped: bool,
     pub finished: bool,
+    /// Handles lent during the call.
+    pub lent: usize,
+    /// Of those, how many the guest has not dropped yet.
+    pub not_dropped: usize,
+    /// Events recorded during the call.
+    pub events: usize,
 }
 
 /// Something the audit saw that is not a leak.
@@ -192,6 +207,14 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Late uses and double releases are faults; denials and limits only explain what the guest
+    /// saw.
+    pub fn is_problem(&self) -> bool {
+        matches!(self, Event::LateUse { .. } | Event::DoubleRelease { .. })
+    }
+}
+
 /// Counts for the one-line summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
@@ -213,21 +236,96 @@ pub struct Denial {
     pub port: u16,
 }
 
+/// Connections given back whole that a store keeps the records of; older ones are only counted.
+pub const KEPT_CLEAN_CONNECTIONS: usize = 1024;
+/// Calls that left nothing behind that a store keeps the records of.
+pub const KEPT_CLEAN_CALLS: usize = 1024;
+/// Events a store keeps; later ones are only counted.
+pub const KEPT_EVENTS: usize = 10_000;
+
+/// What a long-lived store no longer keeps, only counts (see the module comment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Forgotten {
+    /// Handles of connections the guest gave back whole.
+    pub handles: u64,
+    /// Calls that left nothing behind.
+    pub calls: u64,
+    /// Events past [`KEPT_EVENTS`].
+    pub events: u64,
+    /// Of those, late uses and double releases: a report is never clean while any were lost.
+    pub problem_events: u64,
+}
+
+impl Forgotten {
+    pub fn is_empty(&self) -> bool {
+        *self == Forgotten::default()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Registry {
-    records: Vec<HandleRecord>,
-    calls: Vec<CallRecord>,
+    records: BTreeMap<HandleId, HandleRecord>,
+    calls: BTreeMap<CallId, CallRecord>,
     events: Vec<Event>,
+    lent: u64,
     releases: u64,
+    started_calls: u64,
     current_call: Option<CallId>,
     trapped: bool,
     open_connections: usize,
     open_handles: usize,
+    /// Connections given back whole, and clean calls, oldest first, waiting to be forgotten.
+    clean_connections: VecDeque<HandleId>,
+    clean_calls: VecDeque<CallId>,
+    forgotten: Forgotten,
 }
 
 impl Registry {
     fn record_mut(&mut self, id: HandleId) -> Option<&mut HandleRecord> {
-        self.records.get_mut((id.0 as usize).checked_sub(1)?)
+        self.records.get_mut(&id)
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if let Some(call) = self.current_call.and_then(|c| self.calls.get_mut(&c)) {
+            call.events += 1;
+        }
+        if self.events.len() < KEPT_EVENTS {
+            self.events.push(event);
+        } else {
+            self.forgotten.events += 1;
+            if event.is_problem() {
+                self.forgotten.problem_events += 1;
+            }
+        }
+    }
+
+    /// After a guest drop: if the handle's connection and all its streams are now dropped by the
+    /// guest, it joins the queue of connections to forget, and the oldest beyond the kept number
+    /// are forgotten, unless the OS still has their socket open (a host bug the reports must
+    /// keep showing).
+    fn retire_if_given_back(&mut self, id: HandleId) {
+        let Some(record) = self.records.get(&id) else { return };
+        let connection = record.parent.unwrap_or(id);
+        let Some(conn) = self.records.get(&connection) else { return };
+        let dropped = |h: &HandleId| self.records.get(h).is_some_and(|r| r.released == Some(Release::GuestDropped));
+        if !(dropped(&connection) && conn.streams.iter().all(dropped)) {
+            return;
+        }
+        self.clean_connections.push_back(connection);
+        while self.clean_connections.len() > KEPT_CLEAN_CONNECTIONS {
+            let oldest = self.clean_connections.pop_front().expect("longer than the kept number");
+            let Some(conn) = self.records.get(&oldest) else { continue };
+            if let (Some(fd), Some(inode)) = (conn.fd, conn.socket_inode)
+                && os_fds::socket_is_open(fd, inode)
+            {
+                continue;
+            }
+            for handle in std::iter::once(oldest).chain(conn.streams.clone()) {
+                if self.records.remove(&handle).is_some() {
+                    self.forgotten.handles += 1;
+                }
+            }
+        }
     }
 }
 
@@ -249,21 +347,22 @@ impl Audit {
         let fd = os_fds::fd_of(socket);
         let socket_inode = fd.and_then(os_fds::socket_inode);
         let mut registry = self.registry();
-        let id = HandleId(registry.records.len() as u64 + 1);
+        registry.lent += 1;
+        let id = HandleId(registry.lent);
         let created_in_call = registry.current_call;
         registry.open_handles += 1;
         if kind == HandleKind::Connection {
             registry.open_connections += 1;
         }
-        registry.records.push(HandleRecord::new(
-            id,
-            kind,
-            parent,
-            socket.peer,
-            (fd, socket_inode),
-            created_in_call,
-            site,
-        ));
+        if let Some(call) = created_in_call.and_then(|c| registry.calls.get_mut(&c)) {
+            call.lent += 1;
+            call.not_dropped += 1;
+        }
+        if let Some(conn) = parent.and_then(|p| registry.record_mut(p)) {
+            conn.streams.push(id);
+        }
+        let record = HandleRecord::new(id, kind, parent, socket.peer, (fd, socket_inode), created_in_call, site);
+        registry.records.insert(id, record);
         HandleGuard { id, audit: self.clone(), cause: None, drop_site: Vec::new(), recorded: false }
     }
 
@@ -292,28 +391,31 @@ impl Audit {
         let connection = registry.record_mut(handle).and_then(|r| r.parent).unwrap_or(handle);
         let reclaim_site = registry.record_mut(connection).map(|c| c.released_site.clone()).unwrap_or_default();
         let call = registry.current_call;
-        registry.events.push(Event::LateUse { handle, op, call, connection, use_site, reclaim_site });
+        registry.push_event(Event::LateUse { handle, op, call, connection, use_site, reclaim_site });
     }
 
     /// Records a connect the policy refused.
     pub fn deny(&self, host: &str, port: u16) {
         let mut registry = self.registry();
         let call = registry.current_call;
-        registry.events.push(Event::Denied { host: host.to_string(), port, call });
+        registry.push_event(Event::Denied { host: host.to_string(), port, call });
     }
 
     /// Records a refusal by a per-store limit.
     pub fn limit_reached(&self, what: &'static str, limit: usize) {
         let mut registry = self.registry();
         let call = registry.current_call;
-        registry.events.push(Event::LimitReached { what, limit, call });
+        registry.push_event(Event::LimitReached { what, limit, call });
     }
 
     /// Starts an export call: handles lent from now on belong to it.
     pub fn begin_call(&self, name: impl Into<String>) -> CallId {
         let mut registry = self.registry();
-        let id = CallId(registry.calls.len() as u64 + 1);
-        registry.calls.push(CallRecord { id, name: name.into(), trapped: false, finished: false });
+        registry.started_calls += 1;
+        let id = CallId(registry.started_calls);
+        let record =
+            CallRecord { id, name: name.into(), trapped: false, finished: false, lent: 0, not_dropped: 0, events: 0 };
+        registry.calls.insert(id, record);
         registry.current_call = Some(id);
         id
     }
@@ -322,12 +424,22 @@ impl Audit {
     /// be released with the store.
     pub fn end_call(&self, id: CallId, trapped: bool) {
         let mut registry = self.registry();
-        if let Some(call) = registry.calls.get_mut(id.0 as usize - 1) {
+        let mut clean = false;
+        if let Some(call) = registry.calls.get_mut(&id) {
             call.finished = true;
             call.trapped = trapped;
+            clean = !trapped && call.not_dropped == 0 && call.events == 0;
         }
         registry.trapped |= trapped;
         registry.current_call = None;
+        if clean {
+            registry.clean_calls.push_back(id);
+            while registry.clean_calls.len() > KEPT_CLEAN_CALLS {
+                let oldest = registry.clean_calls.pop_front().expect("longer than the kept number");
+                registry.calls.remove(&oldest);
+                registry.forgotten.calls += 1;
+            }
+        }
     }
 
     fn mark_released(&self, id: HandleId, cause: Option<Release>, site: Vec<String>) {
@@ -354,7 +466,7 @@ impl Audit {
                 // A host bug, so the second site is the host's own backtrace.
                 let first_site = record.released_site.clone();
                 let second_site = site::capture_host();
-                registry.events.push(Event::DoubleRelease {
+                registry.push_event(Event::DoubleRelease {
                     handle: id,
                     first,
                     second: cause,
@@ -364,7 +476,7 @@ impl Audit {
                 });
             }
             None => {
-                let kind = record.kind;
+                let (kind, created_in) = (record.kind, record.created_in_call);
                 record.released = Some(cause);
                 record.released_in_call = call;
                 record.released_site = site;
@@ -373,6 +485,12 @@ impl Audit {
                 registry.open_handles -= 1;
                 if kind == HandleKind::Connection {
                     registry.open_connections -= 1;
+                }
+                if cause == Release::GuestDropped {
+                    if let Some(call) = created_in.and_then(|c| registry.calls.get_mut(&c)) {
+                        call.not_dropped = call.not_dropped.saturating_sub(1);
+                    }
+                    registry.retire_if_given_back(id);
                 }
             }
         }
@@ -389,19 +507,29 @@ impl Audit {
         self.registry().record_mut(id).cloned()
     }
 
-    /// Every handle lent so far, in lending order.
+    /// Every handle lent so far and not forgotten, in lending order.
     pub fn records(&self) -> Vec<HandleRecord> {
-        self.registry().records.clone()
+        self.registry().records.values().cloned().collect()
     }
 
-    /// Every export call so far.
+    /// Every export call so far that is not forgotten.
     pub fn calls(&self) -> Vec<CallRecord> {
-        self.registry().calls.clone()
+        self.registry().calls.values().cloned().collect()
     }
 
-    /// Denials, limits, late uses and host bugs, in order.
+    /// One call's record, unless it was forgotten.
+    pub fn call(&self, id: CallId) -> Option<CallRecord> {
+        self.registry().calls.get(&id).cloned()
+    }
+
+    /// Denials, limits, late uses and host bugs, in order (the first [`KEPT_EVENTS`]).
     pub fn events(&self) -> Vec<Event> {
         self.registry().events.clone()
+    }
+
+    /// What this store no longer keeps, only counts.
+    pub fn forgotten(&self) -> Forgotten {
+        self.registry().forgotten
     }
 
     /// The connects refused by policy.
@@ -418,13 +546,13 @@ impl Audit {
 
     /// Handles not yet released.
     pub fn open_handles(&self) -> Vec<HandleRecord> {
-        self.registry().records.iter().filter(|r| r.released.is_none()).cloned().collect()
+        self.registry().records.values().filter(|r| r.released.is_none()).cloned().collect()
     }
 
     pub fn summary(&self) -> Summary {
         let registry = self.registry();
-        let released = registry.records.iter().filter(|r| r.released.is_some()).count();
-        Summary { lent: registry.records.len(), released, open: registry.records.len() - released }
+        let (lent, released) = (registry.lent as usize, registry.releases as usize);
+        Summary { lent, released, open: lent - released }
     }
 }
 
@@ -482,7 +610,7 @@ mod tests {
         let call = audit.begin_call("run()");
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let record = HandleRecord::new(HandleId(1), HandleKind::Reader, None, addr, (None, None), Some(call), vec![]);
-        audit.registry().records.push(record);
+        audit.registry().records.insert(HandleId(1), record);
         audit.mark_released(HandleId(1), Some(Release::GuestDropped), vec!["guest_close".into()]);
         audit.mark_released(HandleId(1), None, vec![]);
         assert_eq!(audit.records()[0].released, Some(Release::GuestDropped));

@@ -6,7 +6,7 @@
 //! a connection heads its group (a direct leak, or "dropped, but its streams keep it"), with its
 //! undropped streams under it.
 
-use super::{Audit, CallId, CallRecord, Event, HandleId, HandleKind, HandleRecord, Release};
+use super::{Audit, CallId, CallRecord, Event, Forgotten, HandleId, HandleKind, HandleRecord, Release};
 use crate::os_fds;
 use serde::Serialize;
 use std::fmt::Write;
@@ -52,6 +52,8 @@ pub struct LeakReport {
     pub generated: Instant,
     /// Whether each reported handle's socket was open when the report was made (the OS's view).
     pub socket_open: Vec<(HandleId, bool)>,
+    /// What the store no longer keeps, only counts (store-wide, in every scope).
+    pub forgotten: Forgotten,
 }
 
 impl LeakReport {
@@ -65,7 +67,10 @@ impl LeakReport {
 
     /// True when nothing leaked and the audit found nothing wrong.
     pub fn is_clean(&self) -> bool {
-        self.leaks.is_empty() && self.os_mismatches.is_empty() && !self.events.iter().any(is_problem)
+        self.leaks.is_empty()
+            && self.os_mismatches.is_empty()
+            && !self.events.iter().any(is_problem)
+            && self.forgotten.problem_events == 0
     }
 
     /// Panics with the text report unless the report is clean: for embedders' tests.
@@ -78,31 +83,31 @@ impl LeakReport {
 }
 
 fn is_problem(event: &Event) -> bool {
-    matches!(event, Event::LateUse { .. } | Event::DoubleRelease { .. })
+    event.is_problem()
 }
 
 impl Audit {
     /// What `call` lent and the guest had not dropped when the report was made.
     pub fn call_report(&self, call: CallId) -> LeakReport {
-        let calls = self.calls();
-        let record = calls.iter().find(|c| c.id == call);
-        let scope = match record {
-            Some(CallRecord { id, name, trapped, .. }) => {
-                Scope::Call { call: id.0, name: name.clone(), trapped: *trapped }
+        let (scope, lent) = match self.call(call) {
+            Some(CallRecord { id, name, trapped, lent, .. }) => (Scope::Call { call: id.0, name, trapped }, lent),
+            // Forgotten: it left nothing behind (see the registry's module comment).
+            None => {
+                (Scope::Call { call: call.0, name: "(forgotten: it left nothing behind)".into(), trapped: false }, 0)
             }
-            None => Scope::Call { call: call.0, name: "?".into(), trapped: false },
         };
-        self.report(scope, |r| r.created_in_call == Some(call), |e| event_call(e) == Some(call))
+        self.report(scope, lent, |r| r.created_in_call == Some(call), |e| event_call(e) == Some(call))
     }
 
     /// Everything the store lent that the guest had not dropped.
     pub fn store_report(&self) -> LeakReport {
-        self.report(Scope::Store, |_| true, |_| true)
+        self.report(Scope::Store, self.summary().lent, |_| true, |_| true)
     }
 
     fn report(
         &self,
         scope: Scope,
+        lent: usize,
         in_scope: impl Fn(&HandleRecord) -> bool,
         event_in_scope: impl Fn(&Event) -> bool,
     ) -> LeakReport {
@@ -137,8 +142,9 @@ impl Audit {
             leaks,
             events: self.events().into_iter().filter(|e| event_in_scope(e)).collect(),
             os_mismatches: os_mismatches(&records),
-            lent: records.iter().filter(|r| in_scope(r)).count(),
+            lent,
             generated: Instant::now(),
+            forgotten: self.forgotten(),
         }
     }
 }
@@ -189,7 +195,16 @@ impl LeakReport {
             Scope::Store => "the whole store".to_string(),
         };
         // Denials and limits are not faults of the guest, but they explain what it saw.
-        let notes: Vec<String> = self.events.iter().filter(|e| !is_problem(e)).map(event_text).collect();
+        let mut notes: Vec<String> = self.events.iter().filter(|e| !is_problem(e)).map(event_text).collect();
+        if !self.forgotten.is_empty() {
+            let Forgotten { handles, calls, events, problem_events } = self.forgotten;
+            notes.push(format!(
+                "this long-lived store only counts, no longer keeps: {handles} handles of connections given back \
+                 whole, {calls} calls that left nothing behind, {events} events past the first {} ({problem_events} \
+                 of them late uses or double releases)\n",
+                super::KEPT_EVENTS
+            ));
+        }
         if self.is_clean() {
             let _ =
                 writeln!(out, "==leashed== no leaks in {scope}: {} handles lent, all dropped by the guest", self.lent);
@@ -349,6 +364,7 @@ pub struct ReportJson {
     pub leaks: Vec<LeakJson>,
     pub events: Vec<EventJson>,
     pub os_mismatches: Vec<OsMismatch>,
+    pub forgotten: Forgotten,
 }
 
 #[derive(Serialize)]
@@ -476,6 +492,7 @@ impl LeakReport {
                 .collect(),
             events,
             os_mismatches: self.os_mismatches.clone(),
+            forgotten: self.forgotten,
         }
     }
 }
