@@ -1,25 +1,36 @@
-//! The exported `leashed:mysql/connection` resource: drives the protocol core over a link.
+//! The exported `leashed:mysql/connection` and `statement` resources: drive the protocol core
+//! over a link.
 //!
 //! A connection is either open (it holds a [`Session`]) or closed. Any error after which the
 //! wire is in an unknown state — I/O, protocol, auth — force-closes it on the spot; only a
-//! server error (an ERR packet) leaves it open.
+//! server error (an ERR packet) or a call the client refused leaves it open. Statements share
+//! their connection's session, so closing the connection closes them too.
 
-use crate::bindings::exports::leashed::mysql::connection::{self, GuestConnection};
-use crate::bindings::exports::leashed::mysql::types::{ConnectOptions, Error, QueryError, ResultSet};
+use crate::bindings::exports::leashed::mysql::connection::{self, GuestConnection, GuestStatement};
+use crate::bindings::exports::leashed::mysql::types::{
+    Column as ColumnInfo, ConnectOptions, Error, QueryError, ResultSet, Value,
+};
 use crate::bindings::leashed::net::tcp::ConnectOptions as NetOptions;
 use crate::link::Link;
 use crate::proto::command::{com_ping, com_query, com_quit};
 use crate::proto::login::{Credentials, Login, LoginStep, ServerInfo};
 use crate::proto::query::{QueryResponse, QueryStep, parse_ok};
+use crate::proto::statement::{
+    PrepareResponse, PrepareStep, com_stmt_close, com_stmt_execute, com_stmt_prepare, com_stmt_send_long_data,
+    wire_param,
+};
+use crate::proto::value::describe_column;
 use crate::proto::{ERR_HEADER, parse_err};
 use mysql_common::packets::CommonOkPacket;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 /// The component's export root.
 pub struct Component;
 
 impl connection::Guest for Component {
     type Connection = MysqlConnection;
+    type Statement = MysqlStatement;
 }
 
 /// A logged-in link.
@@ -28,35 +39,57 @@ struct Session {
     server: ServerInfo,
 }
 
+/// A connection's session, shared with the statements it prepared; `None` once closed.
+type SharedSession = Rc<RefCell<Option<Session>>>;
+
 /// The guest side of an exported `connection` handle.
 pub struct MysqlConnection {
-    session: RefCell<Option<Session>>,
+    session: SharedSession,
 }
 
 /// Errors after which the connection cannot be trusted any more.
 fn is_fatal(error: &Error) -> bool {
-    !matches!(error, Error::Server(_))
+    !matches!(error, Error::Server(_) | Error::Invalid(_))
+}
+
+/// Runs `op` on the open session; force-closes it if `op` fails fatally.
+fn with_session<T, E>(
+    slot: &RefCell<Option<Session>>,
+    closed: impl FnOnce() -> E,
+    error_of: impl Fn(&E) -> &Error,
+    op: impl FnOnce(&mut Session) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut slot = slot.borrow_mut();
+    let Some(session) = slot.as_mut() else {
+        return Err(closed());
+    };
+    let result = op(session);
+    if let Err(e) = &result
+        && is_fatal(error_of(e))
+    {
+        slot.take().expect("checked above").link.force_close();
+    }
+    result
+}
+
+/// Reads a query-shaped response (COM_QUERY or COM_STMT_EXECUTE) to its end.
+fn read_results(session: &mut Session, mut response: QueryResponse) -> Result<Vec<ResultSet>, QueryError> {
+    loop {
+        let packet = session.link.recv().map_err(|error| QueryError { completed: Vec::new(), error })?;
+        if let QueryStep::Done(sets) = response.step(&packet)? {
+            return Ok(sets);
+        }
+    }
 }
 
 impl MysqlConnection {
-    /// Runs `op` on the open session; force-closes it if `op` fails fatally.
     fn with_session<T, E>(
         &self,
         closed: impl FnOnce() -> E,
         error_of: impl Fn(&E) -> &Error,
         op: impl FnOnce(&mut Session) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut slot = self.session.borrow_mut();
-        let Some(session) = slot.as_mut() else {
-            return Err(closed());
-        };
-        let result = op(session);
-        if let Err(e) = &result {
-            if is_fatal(error_of(e)) {
-                slot.take().expect("checked above").link.force_close();
-            }
-        }
-        result
+        with_session(&self.session, closed, error_of, op)
     }
 
     /// COM_QUIT, then force-close. Errors while saying goodbye do not matter: the link is
@@ -93,7 +126,7 @@ impl GuestConnection for MysqlConnection {
         match login(&mut link, &creds) {
             Ok(server) => {
                 let session = Session { link, server };
-                Ok(connection::Connection::new(MysqlConnection { session: RefCell::new(Some(session)) }))
+                Ok(connection::Connection::new(MysqlConnection { session: Rc::new(RefCell::new(Some(session))) }))
             }
             Err(error) => {
                 link.force_close();
@@ -110,15 +143,36 @@ impl GuestConnection for MysqlConnection {
                 let fail = |error| QueryError { completed: Vec::new(), error };
                 session.link.begin_command();
                 session.link.send(&com_query(&sql)).map_err(fail)?;
-                let mut response = QueryResponse::new(session.server.capabilities);
+                let response = QueryResponse::new(session.server.capabilities);
+                read_results(session, response)
+            },
+        )
+    }
+
+    fn prepare(&self, sql: String) -> Result<connection::Statement, Error> {
+        let prepared = self.with_session(
+            || Error::Closed,
+            |e| e,
+            |session| {
+                session.link.begin_command();
+                session.link.send(&com_stmt_prepare(&sql))?;
+                let mut response = PrepareResponse::new(session.server.capabilities);
                 loop {
-                    let packet = session.link.recv().map_err(fail)?;
-                    if let QueryStep::Done(sets) = response.step(&packet)? {
-                        return Ok(sets);
+                    let packet = session.link.recv()?;
+                    if let PrepareStep::Done(prepared) = response.step(&packet)? {
+                        return Ok(prepared);
                     }
                 }
             },
-        )
+        )?;
+        Ok(connection::Statement::new(MysqlStatement {
+            session: self.session.clone(),
+            id: prepared.id,
+            params: prepared.params,
+            columns: prepared.columns.iter().map(describe_column).collect(),
+            long_data: RefCell::new(vec![false; usize::from(prepared.params)]),
+            open: Cell::new(true),
+        }))
     }
 
     fn ping(&self) -> Result<(), Error> {
@@ -156,5 +210,110 @@ fn login(link: &mut Link, creds: &Credentials<'_>) -> Result<ServerInfo, Error> 
             LoginStep::Wait => {}
             LoginStep::Done(server) => return Ok(server),
         }
+    }
+}
+
+/// The guest side of an exported `statement` handle: a statement id on its connection's session.
+pub struct MysqlStatement {
+    session: SharedSession,
+    id: u32,
+    params: u16,
+    columns: Vec<ColumnInfo>,
+    /// Which parameters got long data since the last execute.
+    long_data: RefCell<Vec<bool>>,
+    /// False once closed (by `close`, or with its connection).
+    open: Cell<bool>,
+}
+
+impl MysqlStatement {
+    fn with_session<T, E>(
+        &self,
+        closed: impl FnOnce() -> E,
+        error_of: impl Fn(&E) -> &Error,
+        op: impl FnOnce(&mut Session) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if !self.open.get() {
+            return Err(closed());
+        }
+        with_session(&self.session, closed, error_of, op)
+    }
+
+    /// COM_STMT_CLOSE, unless already closed; the server does not answer it.
+    fn free(&self) -> Result<(), Error> {
+        let result = self.with_session(
+            || Error::Closed,
+            |e| e,
+            |session| {
+                session.link.begin_command();
+                session.link.send(&com_stmt_close(self.id))
+            },
+        );
+        self.open.set(false);
+        match result {
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl Drop for MysqlStatement {
+    fn drop(&mut self) {
+        let _ = self.free();
+    }
+}
+
+impl GuestStatement for MysqlStatement {
+    fn param_count(&self) -> u16 {
+        self.params
+    }
+
+    fn columns(&self) -> Vec<ColumnInfo> {
+        self.columns.clone()
+    }
+
+    fn send_long_data(&self, index: u16, piece: Vec<u8>) -> Result<(), Error> {
+        if index >= self.params {
+            return Err(Error::Invalid(format!(
+                "parameter index {index} out of range: the statement has {} parameters",
+                self.params
+            )));
+        }
+        self.with_session(
+            || Error::Closed,
+            |e| e,
+            |session| {
+                session.link.begin_command();
+                session.link.send(&com_stmt_send_long_data(self.id, index, &piece))
+            },
+        )?;
+        self.long_data.borrow_mut()[usize::from(index)] = true;
+        Ok(())
+    }
+
+    fn execute(&self, params: Vec<Value>) -> Result<Vec<ResultSet>, QueryError> {
+        let fail = |error| QueryError { completed: Vec::new(), error };
+        if params.len() != usize::from(self.params) {
+            return Err(fail(Error::Invalid(format!(
+                "the statement has {} parameters, but {} values were given",
+                self.params,
+                params.len()
+            ))));
+        }
+        let wire: Vec<_> = params.iter().map(wire_param).collect();
+        // Long data counts for this execute only, whatever its outcome.
+        let long_data = std::mem::replace(&mut *self.long_data.borrow_mut(), vec![false; params.len()]);
+        self.with_session(
+            || fail(Error::Closed),
+            |e| &e.error,
+            |session| {
+                session.link.begin_command();
+                session.link.send(&com_stmt_execute(self.id, &wire, &long_data)).map_err(fail)?;
+                read_results(session, QueryResponse::binary(session.server.capabilities))
+            },
+        )
+    }
+
+    fn close(&self) -> Result<(), Error> {
+        self.free()
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::audit::report::LeakReport;
 use crate::audit::{Audit, CallId};
-use crate::bindings::{Client, ConnectOptions, MysqlError, QueryError, ResultSet};
+use crate::bindings::{Client, ConnectOptions, MysqlError, QueryError, ResultSet, Value};
 use crate::state::HostState;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
@@ -14,6 +14,10 @@ use wasmtime::component::ResourceAny;
 /// An open `leashed:mysql/connection` inside the guest.
 #[derive(Debug, Clone, Copy)]
 pub struct MysqlHandle(ResourceAny);
+
+/// A prepared `leashed:mysql/statement` inside the guest.
+#[derive(Debug, Clone, Copy)]
+pub struct StatementHandle(ResourceAny);
 
 /// A guest instance with its own store, audit and policy.
 pub struct GuestInstance {
@@ -56,6 +60,55 @@ impl GuestInstance {
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_query(&mut self.store, conn.0, sql).await;
         self.end(call, result)
+    }
+
+    /// Prepares a statement (COM_STMT_PREPARE).
+    pub async fn prepare(
+        &mut self,
+        conn: MysqlHandle,
+        sql: &str,
+    ) -> wasmtime::Result<Result<StatementHandle, MysqlError>> {
+        let call = self.begin(format!("prepare({sql:?})"));
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_prepare(&mut self.store, conn.0, sql).await;
+        Ok(self.end(call, result)?.map(StatementHandle))
+    }
+
+    /// Sends one piece of a long parameter value (COM_STMT_SEND_LONG_DATA).
+    pub async fn send_long_data(
+        &mut self,
+        stmt: StatementHandle,
+        index: u16,
+        piece: &[u8],
+    ) -> wasmtime::Result<Result<(), MysqlError>> {
+        let call = self.begin(format!("send-long-data({index}, {} bytes)", piece.len()));
+        let api = self.client.leashed_mysql_connection().statement();
+        let result = api.call_send_long_data(&mut self.store, stmt.0, index, piece).await;
+        self.end(call, result)
+    }
+
+    /// Runs a prepared statement with one value per placeholder (COM_STMT_EXECUTE).
+    pub async fn execute(
+        &mut self,
+        stmt: StatementHandle,
+        params: &[Value],
+    ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
+        let call = self.begin(format!("execute({} params)", params.len()));
+        let api = self.client.leashed_mysql_connection().statement();
+        let result = api.call_execute(&mut self.store, stmt.0, params).await;
+        self.end(call, result)
+    }
+
+    /// Frees a prepared statement (COM_STMT_CLOSE) and drops the guest's handle.
+    pub async fn close_statement(&mut self, stmt: StatementHandle) -> wasmtime::Result<Result<(), MysqlError>> {
+        let call = self.begin("statement.close()".into());
+        let api = self.client.leashed_mysql_connection().statement();
+        let closed = api.call_close(&mut self.store, stmt.0).await;
+        let dropped = match closed {
+            Ok(closed) => stmt.0.resource_drop_async(&mut self.store).await.map(|()| closed),
+            Err(trap) => Err(trap),
+        };
+        self.end(call, dropped)
     }
 
     /// COM_PING.

@@ -13,7 +13,7 @@
 //! - [`instance`]: typed calls into a guest instance's leashed:mysql exports.
 //! - [`invoke`]: any component that imports leashed:net, its exports called by name under audit.
 //! - [`render`]: result sets as a mysql-style table or as JSON.
-//! - [`mysql_url`]: `mysql://` URLs to connect options.
+//! - [`mysql_url`]: `mysql://` URLs to connect options; [`param`]: `--param` values.
 //!
 //! The `leashed` binary (src/main.rs) is a thin CLI over these.
 
@@ -25,6 +25,7 @@ pub mod invoke;
 pub mod mysql_url;
 pub mod net;
 pub mod os_fds;
+pub mod param;
 pub mod policy;
 pub mod render;
 pub mod runtime;
@@ -33,7 +34,7 @@ pub mod state;
 pub use audit::report::LeakReport;
 pub use audit::{Audit, CallId, HandleId, HandleKind, HandleRecord, Release, Summary};
 pub use component::ComponentSource;
-pub use instance::{GuestInstance, MysqlHandle};
+pub use instance::{GuestInstance, MysqlHandle, StatementHandle};
 pub use invoke::{AuditedComponent, AuditedInstance, CallOutcome};
 pub use net::allowlist::{AllowEntry, Allowlist};
 pub use policy::{ClosePolicy, Policy};

@@ -41,7 +41,8 @@ enum Command {
     /// The guest may connect to the URL's host:port and nowhere else.
     #[command(after_help = "Examples:\n  \
         leashed query --url mysql://app:secret@127.0.0.1:3306/shop 'SELECT * FROM items'\n  \
-        leashed query --url mysql://app:secret@db:3306 --format json 'SELECT 1; SELECT 2'\n\n\
+        leashed query --url mysql://app:secret@db:3306 --format json 'SELECT 1; SELECT 2'\n  \
+        leashed query --url mysql://app:secret@db:3306 --prepared --param 42 --param null 'SELECT ?, ?'\n\n\
         Exit status: 0 success, 1 server/query/connection error (printed as \
         `ERROR <code> (<sqlstate>): <message>` when the server sent one), 2 usage error.")]
     Query(QueryArgs),
@@ -123,8 +124,19 @@ struct QueryArgs {
     #[arg(long, value_name = "SECS")]
     read_timeout: Option<f64>,
 
+    /// Run the SQL as a server-side prepared statement (binary protocol), with `?` placeholders
+    /// bound to the --param values in order.
+    #[arg(long)]
+    prepared: bool,
+
+    /// A value for the next `?` placeholder (with --prepared). Sent as text unless it is `null`
+    /// or has a type prefix: int:-5, uint:7, float:1.5, double:2.5e-3, decimal:12.50,
+    /// hex:00ff (bytes), text:... (literal text). Repeat once per placeholder.
+    #[arg(long = "param", value_name = "VALUE", requires = "prepared", allow_hyphen_values = true)]
+    params: Vec<String>,
+
     /// The SQL to run; several words are joined with spaces. Separate statements with `;` to get
-    /// one result set each.
+    /// one result set each (not with --prepared, which runs one statement).
     #[arg(required = true, value_name = "SQL")]
     sql: Vec<String>,
 }
@@ -165,6 +177,11 @@ async fn query(args: QueryArgs) -> u8 {
         Some(None) => return usage("--read-timeout must be a positive number of seconds"),
         other => other.flatten(),
     };
+    let params = match args.params.iter().map(|p| leashed::param::parse_param(p)).collect::<Result<Vec<_>, _>>() {
+        Ok(params) => params,
+        Err(e) => return usage(&e),
+    };
+    let sql = Sql { text: args.sql.join(" "), prepared: args.prepared.then_some(params) };
     let source = args.component.map(ComponentSource::File).unwrap_or(ComponentSource::Embedded);
     let runtime = match Runtime::new(&source) {
         Ok(runtime) => runtime,
@@ -179,19 +196,38 @@ async fn query(args: QueryArgs) -> u8 {
         }
     };
 
-    let code = run_sql(&mut instance, &url, &args.sql.join(" "), args.format).await;
+    let code = run_sql(&mut instance, &url, &sql, args.format).await;
     eprintln!("{}", instance.audit().summary());
     code
 }
 
-/// Opens, queries, prints, closes. Returns the exit status.
-async fn run_sql(instance: &mut leashed::GuestInstance, url: &MysqlUrl, sql: &str, format: Format) -> u8 {
+/// The SQL to run, and its parameters when it runs as a prepared statement.
+struct Sql {
+    text: String,
+    prepared: Option<Vec<leashed::bindings::Value>>,
+}
+
+/// Opens, runs the SQL, prints, closes. Returns the exit status.
+async fn run_sql(instance: &mut leashed::GuestInstance, url: &MysqlUrl, sql: &Sql, format: Format) -> u8 {
     let conn = match instance.open(&url.connect_options()).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => return report(&e, url),
         Err(trap) => return trapped(&trap),
     };
-    let outcome = instance.query(conn, sql).await;
+    let outcome = match &sql.prepared {
+        None => instance.query(conn, &sql.text).await,
+        Some(params) => match instance.prepare(conn, &sql.text).await {
+            Ok(Ok(stmt)) => {
+                let outcome = instance.execute(stmt, params).await;
+                match instance.close_statement(stmt).await {
+                    Ok(_) => outcome,
+                    Err(trap) => Err(trap),
+                }
+            }
+            Ok(Err(error)) => Ok(Err(leashed::bindings::QueryError { completed: Vec::new(), error })),
+            Err(trap) => Err(trap),
+        },
+    };
     let code = match outcome {
         Ok(Ok(sets)) => {
             print_results(&sets, format);
@@ -226,6 +262,7 @@ fn report(error: &MysqlError, url: &MysqlUrl) -> u8 {
         }
         MysqlError::Io(code) => eprintln!("error: cannot talk to {}:{}: {}", url.host, url.port, describe(code)),
         MysqlError::Protocol(what) => eprintln!("error: protocol error: {what}"),
+        MysqlError::Invalid(what) => eprintln!("error: {what}"),
         MysqlError::Closed => eprintln!("error: the connection is closed"),
     }
     EXIT_FAILED

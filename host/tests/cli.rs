@@ -147,3 +147,50 @@ fn help_explains_url_and_exit_codes() {
         assert!(help.contains(needle), "--help lacks {needle}: {help}");
     }
 }
+
+/// `--prepared` runs the SQL through the binary protocol with `--param` values bound in order,
+/// and the row prints exactly as the same row from the text protocol.
+#[test]
+fn prepared_with_params_matches_the_text_protocol() {
+    let prepared = leashed(&[
+        "query",
+        "--url",
+        &native(),
+        "--format",
+        "json",
+        "--prepared",
+        "--param",
+        "int:1",
+        "--param",
+        "null",
+        "--param",
+        "2024-02-29 23:59:59.123456",
+        "--param",
+        "hex:00ff",
+        "SELECT ? AS n, ? AS z, CAST(? AS DATETIME(6)) AS dt, CAST(? AS BINARY) AS b, CAST(3.1415927 AS FLOAT) AS f",
+    ]);
+    assert_eq!(prepared.status.code(), Some(0), "stderr: {}", text(&prepared.stderr));
+    let text_protocol = leashed(&[
+        "query",
+        "--url",
+        &native(),
+        "--format",
+        "json",
+        "SELECT 1 AS n, NULL AS z, CAST('2024-02-29 23:59:59.123456' AS DATETIME(6)) AS dt, \
+         CAST(x'00ff' AS BINARY) AS b, CAST(3.1415927 AS FLOAT) AS f",
+    ]);
+    let rows = |out: &Output| {
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+        doc["results"][0]["rows"].clone()
+    };
+    assert_eq!(
+        rows(&prepared),
+        serde_json::json!([[1, null, "2024-02-29 23:59:59.123456", {"base64": "AP8="}, 3.14159]])
+    );
+    assert_eq!(rows(&prepared), rows(&text_protocol));
+    assert_eq!(text(&prepared.stderr).trim(), "audit: 3 handles lent, 3 released, 0 open");
+
+    let usage = leashed(&["query", "--url", &native(), "--prepared", "--param", "int:x", "SELECT ?"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(text(&usage.stderr).contains("--param int:x: not a signed 64-bit integer"), "{}", text(&usage.stderr));
+}

@@ -2,11 +2,14 @@
 //!
 //! Nothing here reads or writes a socket; [`crate::link`] moves the bytes. Framing and the
 //! packet formats come from `mysql_common`; this module holds the state machines that sequence
-//! them (login, one query's responses) and the decoding of text-protocol values.
+//! them (login, one query's responses, prepared statements) and the decoding of text- and
+//! binary-protocol values.
 
+pub mod binary;
 pub mod command;
 pub mod login;
 pub mod query;
+pub mod statement;
 pub mod value;
 
 use crate::bindings::exports::leashed::mysql::types::{Error, ServerError};

@@ -1,9 +1,11 @@
-//! The responses to one COM_QUERY, as a state machine fed one packet at a time.
+//! The responses to one COM_QUERY or COM_STMT_EXECUTE, as a state machine fed one packet at a
+//! time. The two differ only in how rows are encoded (text or binary).
 //!
 //! A response is a sequence of results (more than one for multi-statements and procedures):
 //! each is an OK, or column definitions then rows then a terminator, chained by
 //! SERVER_MORE_RESULTS_EXISTS. An ERR ends the sequence; the results before it are kept.
 
+use super::binary::decode_binary_row;
 use super::value::{decode_text_row, describe_column};
 use super::{EOF_HEADER, ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER, parse_err, protocol};
 use crate::bindings::exports::leashed::mysql::types::{Error, QueryError, ResultSet, Value};
@@ -34,9 +36,19 @@ pub enum QueryStep {
     Done(Vec<ResultSet>),
 }
 
+/// How the rows of a response are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFormat {
+    /// COM_QUERY: every value as text.
+    Text,
+    /// COM_STMT_EXECUTE: a NULL bitmap and typed values.
+    Binary,
+}
+
 /// The response to one query, being read.
 pub struct QueryResponse {
     caps: CapabilityFlags,
+    format: RowFormat,
     state: State,
     columns: Vec<Column>,
     rows: Vec<Vec<Value>>,
@@ -47,7 +59,23 @@ impl QueryResponse {
     /// A reader for the response to a query sent on a session with these negotiated
     /// capabilities.
     pub fn new(caps: CapabilityFlags) -> Self {
-        QueryResponse { caps, state: State::Start, columns: Vec::new(), rows: Vec::new(), completed: Vec::new() }
+        Self::with_format(caps, RowFormat::Text)
+    }
+
+    /// A reader for the response to an executed prepared statement.
+    pub fn binary(caps: CapabilityFlags) -> Self {
+        Self::with_format(caps, RowFormat::Binary)
+    }
+
+    fn with_format(caps: CapabilityFlags, format: RowFormat) -> Self {
+        QueryResponse {
+            caps,
+            format,
+            state: State::Start,
+            columns: Vec::new(),
+            rows: Vec::new(),
+            completed: Vec::new(),
+        }
     }
 
     /// Feeds the next packet of the response.
@@ -111,7 +139,10 @@ impl QueryResponse {
                 Ok(self.finish_result(&ok))
             }
             State::Rows => {
-                let row = decode_text_row(packet, &self.columns)?;
+                let row = match self.format {
+                    RowFormat::Text => decode_text_row(packet, &self.columns)?,
+                    RowFormat::Binary => decode_binary_row(packet, &self.columns)?,
+                };
                 self.rows.push(row);
                 Ok(QueryStep::NeedPacket)
             }

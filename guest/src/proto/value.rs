@@ -87,6 +87,7 @@ pub fn describe_column(column: &Column) -> ColumnInfo {
         flags: column.flags().bits(),
         charset: column.character_set(),
         decimals: column.decimals(),
+        length: column.column_length(),
     }
 }
 

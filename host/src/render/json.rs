@@ -2,9 +2,11 @@
 //! `{"results":[{"columns":[{"name":..,"type":..}],"rows":[[..]],"affected_rows":N,"last_insert_id":N,"warnings":N}]}`.
 //!
 //! Integers are exact JSON integers over the full i64/u64 ranges; FLOAT and DOUBLE are JSON
-//! numbers in their shortest round-trip form; DECIMAL is a string of the server's digits;
+//! numbers with the digits the server's text protocol writes (so FLOAT has at most 6 significant
+//! digits, whichever protocol carried it); DECIMAL is a string of the server's digits;
 //! temporal values are strings as the server writes them; binary values are `{"base64":..}`.
 
+use super::float::{Precision, float_text};
 use super::{date_text, datetime_text, time_text};
 use crate::bindings::{Column, ResultSet, Value};
 use base64::Engine as _;
@@ -33,7 +35,7 @@ impl Serialize for JsonSet<'_> {
         let set = self.0;
         let mut map = s.serialize_map(Some(5))?;
         map.serialize_entry("columns", &Columns(&set.columns))?;
-        map.serialize_entry("rows", &Rows(&set.rows))?;
+        map.serialize_entry("rows", &Rows(&set.rows, &set.columns))?;
         map.serialize_entry("affected_rows", &set.affected_rows)?;
         map.serialize_entry("last_insert_id", &set.last_insert_id)?;
         map.serialize_entry("warnings", &set.warnings)?;
@@ -55,34 +57,38 @@ struct ColumnJson<'a> {
     r#type: &'a str,
 }
 
-struct Rows<'a>(&'a [Vec<Value>]);
+struct Rows<'a>(&'a [Vec<Value>], &'a [Column]);
 
 impl Serialize for Rows<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|row| Row(row)))
+        s.collect_seq(self.0.iter().map(|row| Row(row, self.1)))
     }
 }
 
-struct Row<'a>(&'a [Value]);
+struct Row<'a>(&'a [Value], &'a [Column]);
 
 impl Serialize for Row<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(JsonValue))
+        s.collect_seq(self.0.iter().zip(self.1).map(|(value, column)| JsonValue { value, column }))
     }
 }
 
-/// One value in the JSON encoding.
-pub struct JsonValue<'a>(pub &'a Value);
+/// One value in the JSON encoding, with its column (for FLOAT and DOUBLE digits).
+pub struct JsonValue<'a> {
+    pub value: &'a Value,
+    pub column: &'a Column,
+}
 
 impl Serialize for JsonValue<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
+        // The server's text, read back as a number: the digits the text protocol writes.
+        let number = |v: f64, p: Precision| float_text(v, p, self.column.decimals).parse::<f64>().unwrap_or(v);
+        match self.value {
             Value::Null => s.serialize_unit(),
             Value::Int(v) => s.serialize_i64(*v),
             Value::Uint(v) => s.serialize_u64(*v),
-            // f32 keeps its own shortest form (0.1, not 0.10000000149011612).
-            Value::Float(v) => s.serialize_f32(*v),
-            Value::Double(v) => s.serialize_f64(*v),
+            Value::Float(v) => s.serialize_f64(number(f64::from(*v), Precision::Single)),
+            Value::Double(v) => s.serialize_f64(number(*v, Precision::Double)),
             Value::Decimal(v) | Value::Text(v) => s.serialize_str(v),
             Value::Bytes(bytes) => {
                 let mut map = s.serialize_map(Some(1))?;
@@ -110,7 +116,8 @@ mod tests {
                     type_code: 0,
                     flags: 0,
                     charset: 63,
-                    decimals: 0,
+                    decimals: 39,
+                    length: 0,
                 })
                 .collect(),
             rows,

@@ -1,10 +1,47 @@
 //! Result sets for people and programs: a mysql-client-style table ([`table`]) and JSON
-//! ([`json`]). Both write temporal values exactly as the server's text protocol does.
+//! ([`json`]). Both write temporal and floating-point values exactly as the server's text
+//! protocol does ([`float`] for FLOAT and DOUBLE), so a row prints the same whether it came
+//! through a query or a prepared statement.
 
+pub mod float;
 pub mod json;
 pub mod table;
 
-use crate::bindings::{Date, Datetime, Time};
+use crate::bindings::{Column, Date, Datetime, Time, Value};
+use float::{Precision, float_text};
+use std::fmt::Write;
+
+/// A value as the server's text protocol writes it (what `mariadb --batch` prints); bytes as
+/// `0x` and upper-case hex. `None` for NULL.
+pub fn value_text(value: &Value, column: &Column) -> Option<String> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Int(v) => zero_filled(v.to_string(), column),
+        Value::Uint(v) => zero_filled(v.to_string(), column),
+        Value::Float(v) => float_text(f64::from(*v), Precision::Single, column.decimals),
+        Value::Double(v) => float_text(*v, Precision::Double, column.decimals),
+        Value::Decimal(v) | Value::Text(v) => v.clone(),
+        Value::Bytes(bytes) => bytes.iter().fold(String::from("0x"), |mut s, b| {
+            let _ = write!(s, "{b:02X}");
+            s
+        }),
+        Value::Date(d) => date_text(d),
+        Value::Time(t) => time_text(t),
+        Value::Datetime(dt) => datetime_text(dt),
+    })
+}
+
+/// ZEROFILL, a column flag (YEAR has it).
+const ZEROFILL_FLAG: u16 = 0x40;
+
+/// An integer padded with zeros to its ZEROFILL column's display width, as the server writes it.
+fn zero_filled(digits: String, column: &Column) -> String {
+    let width = column.length as usize;
+    if column.flags & ZEROFILL_FLAG == 0 || digits.len() >= width {
+        return digits;
+    }
+    format!("{}{digits}", "0".repeat(width - digits.len()))
+}
 
 /// `YYYY-MM-DD`
 pub fn date_text(d: &Date) -> String {

@@ -2,8 +2,8 @@
 //! boxed columns, numbers right-aligned, NULL as `NULL`, binary values as `0x…` hex, then a
 //! line such as `2 rows in set` or `Query OK, 1 row affected`.
 
-use super::{date_text, datetime_text, time_text};
-use crate::bindings::{ResultSet, Value};
+use super::value_text;
+use crate::bindings::{Column, ResultSet, Value};
 use std::fmt::Write;
 
 /// Renders every result set, one after the other.
@@ -32,7 +32,8 @@ fn render_set(out: &mut String, set: &ResultSet) {
         out.push_str("Empty set\n");
         return;
     }
-    let cells: Vec<Vec<(String, bool)>> = set.rows.iter().map(|row| row.iter().map(cell).collect()).collect();
+    let cells: Vec<Vec<(String, bool)>> =
+        set.rows.iter().map(|row| row.iter().zip(&set.columns).map(|(v, c)| cell(v, c)).collect()).collect();
     let mut widths: Vec<usize> = set.columns.iter().map(|c| c.name.chars().count()).collect();
     for row in &cells {
         for (width, (text, _)) in widths.iter_mut().zip(row) {
@@ -71,26 +72,10 @@ fn render_set(out: &mut String, set: &ResultSet) {
 }
 
 /// The cell's text and whether it is right-aligned (numbers are).
-fn cell(value: &Value) -> (String, bool) {
-    match value {
-        Value::Null => ("NULL".into(), false),
-        Value::Int(v) => (v.to_string(), true),
-        Value::Uint(v) => (v.to_string(), true),
-        Value::Float(v) => (v.to_string(), true),
-        Value::Double(v) => (v.to_string(), true),
-        Value::Decimal(v) => (v.clone(), true),
-        Value::Text(v) => (v.clone(), false),
-        Value::Bytes(bytes) => (
-            bytes.iter().fold(String::from("0x"), |mut s, b| {
-                let _ = write!(s, "{b:02X}");
-                s
-            }),
-            false,
-        ),
-        Value::Date(d) => (date_text(d), false),
-        Value::Time(t) => (time_text(t), false),
-        Value::Datetime(dt) => (datetime_text(dt), false),
-    }
+fn cell(value: &Value, column: &Column) -> (String, bool) {
+    let right =
+        matches!(value, Value::Int(_) | Value::Uint(_) | Value::Float(_) | Value::Double(_) | Value::Decimal(_));
+    (value_text(value, column).unwrap_or_else(|| "NULL".into()), right)
 }
 
 fn plural(n: u64, noun: &str) -> String {
@@ -103,7 +88,15 @@ mod tests {
     use crate::bindings::Column;
 
     fn column(name: &str) -> Column {
-        Column { name: name.into(), type_name: "X".into(), type_code: 0, flags: 0, charset: 63, decimals: 0 }
+        Column {
+            name: name.into(),
+            type_name: "X".into(),
+            type_code: 0,
+            flags: 0,
+            charset: 63,
+            decimals: 39,
+            length: 0,
+        }
     }
 
     /// Boxed like the mysql client: numbers right, text left, NULL spelled out, bytes as hex.
