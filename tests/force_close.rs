@@ -2,7 +2,7 @@
 //! and the OS closes the socket: close, dropping the handle, an I/O error mid-result, failed
 //! auth, connection refused.
 
-use leashed::bindings::{ErrorCode, MysqlError};
+use leashed::bindings::{ConnectOptions, ErrorCode, MysqlError, TlsMode};
 use leashed::mysql_url::MysqlUrl;
 use leashed_tests::fault_proxy::FaultProxy;
 use leashed_tests::{
@@ -51,7 +51,9 @@ async fn io_error_mid_result_force_closes() {
     let proxy = FaultProxy::cut_mid_response(upstream, 5_000).await;
     let via_proxy = MysqlUrl { host: proxy.addr.ip().to_string(), port: proxy.addr.port(), ..server };
     let mut instance = instance_for(&via_proxy).await;
-    let conn = instance.open(&options(&via_proxy)).await.unwrap().expect("login through the proxy");
+    // The proxy watches for COM_QUERY in plaintext, so this connection does without TLS.
+    let plain = ConnectOptions { tls_mode: TlsMode::Disabled, ..options(&via_proxy) };
+    let conn = instance.open(&plain).await.unwrap().expect("login through the proxy");
     let [id] = connections(&instance)[..] else { panic!("one connection expected") };
 
     let failure = instance

@@ -8,19 +8,19 @@
 
 use crate::bindings::exports::leashed::mysql::connection::{self, GuestConnection, GuestStatement};
 use crate::bindings::exports::leashed::mysql::types::{
-    Column as ColumnInfo, ConnectOptions, Error, QueryError, ResultSet, Value,
+    Column as ColumnInfo, ConnectOptions, Error, QueryError, ResultSet, TlsMode, Value, Warning,
 };
-use crate::bindings::leashed::net::tcp::ConnectOptions as NetOptions;
+use crate::bindings::leashed::net::tcp::{ConnectOptions as NetOptions, TlsOptions, TlsVerify};
 use crate::link::Link;
-use crate::proto::command::{com_ping, com_query, com_quit};
-use crate::proto::login::{Credentials, Login, LoginStep, ServerInfo};
+use crate::proto::command::{com_init_db, com_ping, com_query, com_quit, com_reset_connection};
+use crate::proto::login::{AuthPolicy, Credentials, Login, LoginStep, MAX_PACKET_SIZE, ServerInfo};
 use crate::proto::query::{QueryResponse, QueryStep, parse_ok};
 use crate::proto::statement::{
     PrepareResponse, PrepareStep, com_stmt_close, com_stmt_execute, com_stmt_prepare, com_stmt_send_long_data,
     wire_param,
 };
 use crate::proto::value::describe_column;
-use crate::proto::{ERR_HEADER, parse_err};
+use crate::proto::{ERR_HEADER, parse_err, protocol};
 use mysql_common::packets::CommonOkPacket;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -37,6 +37,30 @@ impl connection::Guest for Component {
 struct Session {
     link: Link,
     server: ServerInfo,
+    /// How it authenticated, for COM_CHANGE_USER.
+    policy: AuthPolicy,
+}
+
+impl Session {
+    /// Sends a command whose answer is a single OK (or ERR).
+    fn simple_command(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.link.begin_command();
+        self.link.send(payload)?;
+        let packet = self.link.recv()?;
+        if packet.first() == Some(&ERR_HEADER) {
+            return Err(Error::Server(parse_err(&packet, self.server.capabilities)?));
+        }
+        parse_ok::<CommonOkPacket>(&packet, self.server.capabilities)?;
+        Ok(())
+    }
+
+    /// Runs SQL with the text protocol and returns all its result sets.
+    fn run(&mut self, sql: &str) -> Result<Vec<ResultSet>, QueryError> {
+        self.link.begin_command();
+        self.link.send(&com_query(sql)).map_err(|error| QueryError { completed: Vec::new(), error })?;
+        let response = QueryResponse::new(self.server.capabilities);
+        read_results(self, response)
+    }
 }
 
 /// A connection's session, shared with the statements it prepared; `None` once closed.
@@ -117,35 +141,53 @@ impl GuestConnection for MysqlConnection {
             write_timeout_ms: options.write_timeout_ms,
             nodelay: true,
         };
+        // Refuse unusable settings before a socket is lent.
+        let setup = session_setup(&options)?;
         let mut link = Link::connect(&options.host, options.port, &net)?;
+        let max_packet = options.max_allowed_packet.unwrap_or(MAX_PACKET_SIZE);
+        link.set_max_packet(max_packet as usize);
         let creds = Credentials {
             user: &options.user,
             password: options.password.as_deref(),
             database: options.database.as_deref(),
         };
-        match login(&mut link, &creds) {
-            Ok(server) => {
-                let session = Session { link, server };
-                Ok(connection::Connection::new(MysqlConnection { session: Rc::new(RefCell::new(Some(session))) }))
-            }
+        let policy = AuthPolicy {
+            tls: options.tls_mode,
+            server_key_pem: options.server_public_key_pem.as_ref().map(|pem| pem.as_bytes().to_vec()),
+            allow_cleartext: options.allow_cleartext_password,
+            max_packet,
+        };
+        let tls = TlsOptions {
+            server_name: options.host.clone(),
+            verify: match options.tls_mode {
+                TlsMode::VerifyCa => TlsVerify::VerifyCa,
+                TlsMode::VerifyIdentity => TlsVerify::VerifyIdentity,
+                _ => TlsVerify::NoVerify,
+            },
+            ca_pem: options.tls_ca_pem.clone(),
+        };
+        let server = match login(&mut link, &creds, policy.clone(), &tls) {
+            Ok(server) => server,
             Err(error) => {
                 link.force_close();
-                Err(error)
+                return Err(error);
             }
+        };
+        let mut session = Session { link, server, policy };
+        if let Some(sql) = &setup
+            && let Err(failure) = session.run(sql)
+        {
+            session.link.force_close();
+            return Err(failure.error);
         }
+        Ok(connection::Connection::new(MysqlConnection { session: Rc::new(RefCell::new(Some(session))) }))
     }
 
     fn query(&self, sql: String) -> Result<Vec<ResultSet>, QueryError> {
         self.with_session(
             || QueryError { completed: Vec::new(), error: Error::Closed },
             |e| &e.error,
-            |session| {
-                let fail = |error| QueryError { completed: Vec::new(), error };
-                session.link.begin_command();
-                session.link.send(&com_query(&sql)).map_err(fail)?;
-                let response = QueryResponse::new(session.server.capabilities);
-                read_results(session, response)
-            },
+            |session| session.run(&sql),
         )
     }
 
@@ -176,18 +218,52 @@ impl GuestConnection for MysqlConnection {
     }
 
     fn ping(&self) -> Result<(), Error> {
+        self.with_session(|| Error::Closed, |e| e, |session| session.simple_command(&com_ping()))
+    }
+
+    fn server_version(&self) -> String {
+        self.session.borrow().as_ref().map(|s| s.server.version.clone()).unwrap_or_default()
+    }
+
+    fn connection_id(&self) -> u32 {
+        self.session.borrow().as_ref().map_or(0, |s| s.server.connection_id)
+    }
+
+    fn uses_tls(&self) -> bool {
+        self.session.borrow().as_ref().is_some_and(|s| s.server.tls)
+    }
+
+    fn select_db(&self, database: String) -> Result<(), Error> {
+        self.with_session(|| Error::Closed, |e| e, |session| session.simple_command(&com_init_db(&database)))
+    }
+
+    fn reset(&self) -> Result<(), Error> {
+        self.with_session(|| Error::Closed, |e| e, |session| session.simple_command(&com_reset_connection()))
+    }
+
+    fn change_user(&self, user: String, password: Option<String>, database: Option<String>) -> Result<(), Error> {
         self.with_session(
             || Error::Closed,
             |e| e,
             |session| {
+                let creds = Credentials { user: &user, password: password.as_deref(), database: database.as_deref() };
+                let (login, payload) = Login::change_user(&session.server, &creds, session.policy.clone())?;
                 session.link.begin_command();
-                session.link.send(&com_ping())?;
-                let packet = session.link.recv()?;
-                if packet.first() == Some(&ERR_HEADER) {
-                    return Err(Error::Server(parse_err(&packet, session.server.capabilities)?));
-                }
-                parse_ok::<CommonOkPacket>(&packet, session.server.capabilities)?;
+                session.link.send(&payload)?;
+                authenticate(&mut session.link, login)?;
                 Ok(())
+            },
+        )
+    }
+
+    fn warnings(&self) -> Result<Vec<Warning>, Error> {
+        self.with_session(
+            || Error::Closed,
+            |e| e,
+            |session| {
+                let sets = session.run("SHOW WARNINGS").map_err(|failure| failure.error)?;
+                let rows = sets.into_iter().next().map(|set| set.rows).unwrap_or_default();
+                rows.into_iter().map(warning).collect()
             },
         )
     }
@@ -198,11 +274,37 @@ impl GuestConnection for MysqlConnection {
     }
 }
 
-/// Runs the login exchange over the link.
-fn login(link: &mut Link, creds: &Credentials<'_>) -> Result<ServerInfo, Error> {
+/// One SHOW WARNINGS row: Level, Code, Message.
+fn warning(row: Vec<Value>) -> Result<Warning, Error> {
+    let text = |value: &Value| match value {
+        Value::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    let code = match row.get(1) {
+        Some(Value::Uint(code)) => u16::try_from(*code).ok(),
+        Some(Value::Int(code)) => u16::try_from(*code).ok(),
+        _ => None,
+    };
+    match (row.first().and_then(text), code, row.get(2).and_then(text)) {
+        (Some(level), Some(code), Some(message)) => Ok(Warning { level, code, message }),
+        _ => Err(protocol(format!("unexpected SHOW WARNINGS row: {row:?}"))),
+    }
+}
+
+/// Runs the login exchange over the link, upgrading it to TLS on the way if the login asks.
+fn login(link: &mut Link, creds: &Credentials<'_>, policy: AuthPolicy, tls: &TlsOptions) -> Result<ServerInfo, Error> {
     let greeting = link.recv()?;
-    let (mut login, response) = Login::start(&greeting, creds)?;
-    link.send(&response)?;
+    let start = Login::start(&greeting, creds, policy)?;
+    if let Some(ssl_request) = &start.ssl_request {
+        link.send(ssl_request)?;
+        link.start_tls(tls)?;
+    }
+    link.send(&start.response)?;
+    authenticate(link, start.login)
+}
+
+/// Feeds the server's packets to a login (or change-user) until it is done.
+fn authenticate(link: &mut Link, mut login: Login) -> Result<ServerInfo, Error> {
     loop {
         let packet = link.recv()?;
         match login.step(&packet)? {
@@ -211,6 +313,37 @@ fn login(link: &mut Link, creds: &Credentials<'_>) -> Result<ServerInfo, Error> 
             LoginStep::Done(server) => return Ok(server),
         }
     }
+}
+
+/// The SQL that sets the session up after login, from the options; `None` if there is none.
+fn session_setup(options: &ConnectOptions) -> Result<Option<String>, Error> {
+    let name = |what: &str, value: &str| {
+        if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            Ok(value.to_string())
+        } else {
+            Err(Error::Invalid(format!("{what} '{value}' is not a valid name")))
+        }
+    };
+    let mut statements = Vec::new();
+    if options.charset.is_some() || options.collation.is_some() {
+        let charset = name("charset", options.charset.as_deref().unwrap_or("utf8mb4"))?;
+        match &options.collation {
+            Some(collation) => {
+                statements.push(format!("SET NAMES {charset} COLLATE {}", name("collation", collation)?))
+            }
+            None => statements.push(format!("SET NAMES {charset}")),
+        }
+    }
+    if let Some(on) = options.autocommit {
+        statements.push(format!("SET autocommit = {}", u8::from(on)));
+    }
+    if let Some(mode) = &options.sql_mode {
+        statements.push(format!("SET SESSION sql_mode = '{}'", mode.replace('\\', "\\\\").replace('\'', "''")));
+    }
+    if let Some(init) = &options.init_command {
+        statements.push(init.clone());
+    }
+    Ok((!statements.is_empty()).then(|| statements.join("; ")))
 }
 
 /// The guest side of an exported `statement` handle: a statement id on its connection's session.

@@ -6,7 +6,7 @@
 //! stream is ever forgotten (the PyMySQL bug this project exists for).
 
 use crate::bindings::exports::leashed::mysql::types::Error;
-use crate::bindings::leashed::net::tcp::{ConnectOptions, Connection, ErrorCode, Reader, Writer};
+use crate::bindings::leashed::net::tcp::{ConnectOptions, Connection, ErrorCode, Reader, TlsOptions, Writer};
 use crate::proto::protocol;
 use bytes::BytesMut;
 use mysql_common::proto::codec::PacketCodec;
@@ -106,6 +106,15 @@ impl Link {
             }
             self.rx.extend_from_slice(&chunk);
         }
+    }
+
+    /// Has the host upgrade the lent connection to TLS. Nothing may be unread: the server sends
+    /// nothing between the SSLRequest and the handshake.
+    pub fn start_tls(&mut self, options: &TlsOptions) -> Result<(), Error> {
+        if !self.rx.is_empty() {
+            return Err(protocol("the server sent data before the TLS handshake"));
+        }
+        self.connection.start_tls(options).map_err(Error::Io)
     }
 
     /// The lent connection, for the calls that are not about bytes (shutdown, addresses).

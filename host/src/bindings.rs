@@ -37,5 +37,6 @@ wasmtime::component::bindgen!({
 
 pub use self::leashed::net::tcp::ErrorCode;
 pub use exports::leashed::mysql::types::{
-    Column, ConnectOptions, Date, Datetime, Error as MysqlError, QueryError, ResultSet, ServerError, Time, Value,
+    Column, ConnectOptions, Date, Datetime, Error as MysqlError, QueryError, ResultSet, ServerError, Time, TlsMode,
+    Value, Warning,
 };

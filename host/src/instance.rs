@@ -6,7 +6,7 @@
 
 use crate::audit::report::LeakReport;
 use crate::audit::{Audit, CallId};
-use crate::bindings::{Client, ConnectOptions, MysqlError, QueryError, ResultSet, Value};
+use crate::bindings::{Client, ConnectOptions, MysqlError, QueryError, ResultSet, Value, Warning};
 use crate::state::HostState;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
@@ -116,6 +116,68 @@ impl GuestInstance {
         let call = self.begin("ping()".into());
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_ping(&mut self.store, conn.0).await;
+        self.end(call, result)
+    }
+
+    /// The server's version from its greeting.
+    pub async fn server_version(&mut self, conn: MysqlHandle) -> wasmtime::Result<String> {
+        let call = self.begin("server-version()".into());
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_server_version(&mut self.store, conn.0).await;
+        self.end(call, result)
+    }
+
+    /// The server's id for the session.
+    pub async fn connection_id(&mut self, conn: MysqlHandle) -> wasmtime::Result<u32> {
+        let call = self.begin("connection-id()".into());
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_connection_id(&mut self.store, conn.0).await;
+        self.end(call, result)
+    }
+
+    /// Whether the connection is encrypted.
+    pub async fn uses_tls(&mut self, conn: MysqlHandle) -> wasmtime::Result<bool> {
+        let call = self.begin("uses-tls()".into());
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_uses_tls(&mut self.store, conn.0).await;
+        self.end(call, result)
+    }
+
+    /// COM_INIT_DB.
+    pub async fn select_db(&mut self, conn: MysqlHandle, database: &str) -> wasmtime::Result<Result<(), MysqlError>> {
+        let call = self.begin(format!("select-db({database:?})"));
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_select_db(&mut self.store, conn.0, database).await;
+        self.end(call, result)
+    }
+
+    /// COM_RESET_CONNECTION.
+    pub async fn reset(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
+        let call = self.begin("reset()".into());
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_reset(&mut self.store, conn.0).await;
+        self.end(call, result)
+    }
+
+    /// COM_CHANGE_USER.
+    pub async fn change_user(
+        &mut self,
+        conn: MysqlHandle,
+        user: &str,
+        password: Option<&str>,
+        database: Option<&str>,
+    ) -> wasmtime::Result<Result<(), MysqlError>> {
+        let call = self.begin(format!("change-user({user:?})"));
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_change_user(&mut self.store, conn.0, user, password, database).await;
+        self.end(call, result)
+    }
+
+    /// SHOW WARNINGS for the last statement.
+    pub async fn warnings(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<Vec<Warning>, MysqlError>> {
+        let call = self.begin("warnings()".into());
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_warnings(&mut self.store, conn.0).await;
         self.end(call, result)
     }
 

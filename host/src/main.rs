@@ -2,7 +2,7 @@
 //! then print the audit of every handle it lent.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use leashed::bindings::{ErrorCode, MysqlError, ServerError};
+use leashed::bindings::{ConnectOptions, ErrorCode, MysqlError, ServerError, TlsMode};
 use leashed::mysql_url::MysqlUrl;
 use leashed::render::{json::to_json, table::to_table};
 use leashed::{AllowEntry, Allowlist, AuditedComponent, ClosePolicy, ComponentSource, Policy, Runtime};
@@ -124,6 +124,47 @@ struct QueryArgs {
     #[arg(long, value_name = "SECS")]
     read_timeout: Option<f64>,
 
+    /// Whether and how to use TLS (the mysql client's --ssl-mode).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = TlsModeArg::Preferred)]
+    tls_mode: TlsModeArg,
+
+    /// PEM file with the CA certificates to trust, for --tls-mode verify-ca and verify-identity.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+
+    /// PEM file with the server's RSA public key, for caching_sha2_password and sha256_password
+    /// without TLS (otherwise the client asks the server for it).
+    #[arg(long, value_name = "FILE")]
+    server_public_key: Option<PathBuf>,
+
+    /// Let mysql_clear_password send the password without TLS.
+    #[arg(long)]
+    allow_cleartext_password: bool,
+
+    /// The session's character set (SET NAMES); default utf8mb4.
+    #[arg(long, value_name = "NAME")]
+    charset: Option<String>,
+
+    /// The session's collation; default: the character set's.
+    #[arg(long, value_name = "NAME")]
+    collation: Option<String>,
+
+    /// Turn autocommit on or off after login (default: the server's, on).
+    #[arg(long, value_name = "BOOL")]
+    autocommit: Option<bool>,
+
+    /// The session's sql_mode, e.g. '' or 'STRICT_ALL_TABLES'.
+    #[arg(long, value_name = "MODE")]
+    sql_mode: Option<String>,
+
+    /// SQL to run right after login.
+    #[arg(long, value_name = "SQL")]
+    init_command: Option<String>,
+
+    /// The largest packet to accept from the server, in bytes (default 64 MiB).
+    #[arg(long, value_name = "BYTES")]
+    max_allowed_packet: Option<u32>,
+
     /// Run the SQL as a server-side prepared statement (binary protocol), with `?` placeholders
     /// bound to the --param values in order.
     #[arg(long)]
@@ -139,6 +180,32 @@ struct QueryArgs {
     /// one result set each (not with --prepared, which runs one statement).
     #[arg(required = true, value_name = "SQL")]
     sql: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TlsModeArg {
+    /// Plain TCP only.
+    Disabled,
+    /// TLS if the server offers it, without checking its certificate.
+    Preferred,
+    /// TLS or fail; the certificate is not checked.
+    Required,
+    /// TLS, with the certificate chain checked against --tls-ca.
+    VerifyCa,
+    /// As verify-ca, and the certificate must name the URL's host.
+    VerifyIdentity,
+}
+
+impl From<TlsModeArg> for TlsMode {
+    fn from(mode: TlsModeArg) -> Self {
+        match mode {
+            TlsModeArg::Disabled => TlsMode::Disabled,
+            TlsModeArg::Preferred => TlsMode::Preferred,
+            TlsModeArg::Required => TlsMode::Required,
+            TlsModeArg::VerifyCa => TlsMode::VerifyCa,
+            TlsModeArg::VerifyIdentity => TlsMode::VerifyIdentity,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -182,6 +249,10 @@ async fn query(args: QueryArgs) -> u8 {
         Err(e) => return usage(&e),
     };
     let sql = Sql { text: args.sql.join(" "), prepared: args.prepared.then_some(params) };
+    let options = match connect_options(&url, &args) {
+        Ok(options) => options,
+        Err(e) => return usage(&e),
+    };
     let source = args.component.map(ComponentSource::File).unwrap_or(ComponentSource::Embedded);
     let runtime = match Runtime::new(&source) {
         Ok(runtime) => runtime,
@@ -196,9 +267,31 @@ async fn query(args: QueryArgs) -> u8 {
         }
     };
 
-    let code = run_sql(&mut instance, &url, &sql, args.format).await;
+    let code = run_sql(&mut instance, &url, &options, &sql, args.format).await;
     eprintln!("{}", instance.audit().summary());
     code
+}
+
+/// The URL's connect options with the command line's session and security settings.
+fn connect_options(url: &MysqlUrl, args: &QueryArgs) -> Result<ConnectOptions, String> {
+    let read = |path: &Option<PathBuf>, what: &str| {
+        path.as_ref()
+            .map(|p| std::fs::read_to_string(p).map_err(|e| format!("cannot read the {what} {}: {e}", p.display())))
+            .transpose()
+    };
+    Ok(ConnectOptions {
+        tls_mode: args.tls_mode.into(),
+        tls_ca_pem: read(&args.tls_ca, "CA file")?,
+        server_public_key_pem: read(&args.server_public_key, "server public key")?,
+        allow_cleartext_password: args.allow_cleartext_password,
+        charset: args.charset.clone(),
+        collation: args.collation.clone(),
+        autocommit: args.autocommit,
+        sql_mode: args.sql_mode.clone(),
+        init_command: args.init_command.clone(),
+        max_allowed_packet: args.max_allowed_packet,
+        ..url.connect_options()
+    })
 }
 
 /// The SQL to run, and its parameters when it runs as a prepared statement.
@@ -208,8 +301,14 @@ struct Sql {
 }
 
 /// Opens, runs the SQL, prints, closes. Returns the exit status.
-async fn run_sql(instance: &mut leashed::GuestInstance, url: &MysqlUrl, sql: &Sql, format: Format) -> u8 {
-    let conn = match instance.open(&url.connect_options()).await {
+async fn run_sql(
+    instance: &mut leashed::GuestInstance,
+    url: &MysqlUrl,
+    options: &ConnectOptions,
+    sql: &Sql,
+    format: Format,
+) -> u8 {
+    let conn = match instance.open(options).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => return report(&e, url),
         Err(trap) => return trapped(&trap),
@@ -278,6 +377,7 @@ fn describe(code: &ErrorCode) -> String {
         ErrorCode::TimedOut => "timed out".into(),
         ErrorCode::Closed => "the connection is closed".into(),
         ErrorCode::InvalidState => "invalid socket state".into(),
+        ErrorCode::Tls(why) => format!("TLS failed: {why}"),
         ErrorCode::Other(text) => text.clone(),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! User and password are percent-decoded (so `p%40ss` is `p@ss`); the port defaults to 3306.
 
-use crate::bindings::ConnectOptions;
+use crate::bindings::{ConnectOptions, TlsMode};
 use crate::net::allowlist::AllowEntry;
 use url::{Host, Url};
 
@@ -50,7 +50,9 @@ impl MysqlUrl {
         Ok(MysqlUrl { host, port: url.port().unwrap_or(DEFAULT_PORT), user, password, database })
     }
 
-    /// Connect options for the guest, with the host's default timeouts.
+    /// Connect options for the guest, with the defaults: the host's timeouts, TLS when the
+    /// server offers it (`preferred`, as the mysql client does), utf8mb4, the server's session
+    /// defaults, and no cleartext password without TLS.
     pub fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
             host: self.host.clone(),
@@ -61,6 +63,16 @@ impl MysqlUrl {
             connect_timeout_ms: None,
             read_timeout_ms: None,
             write_timeout_ms: None,
+            tls_mode: TlsMode::Preferred,
+            tls_ca_pem: None,
+            server_public_key_pem: None,
+            allow_cleartext_password: false,
+            charset: None,
+            collation: None,
+            autocommit: None,
+            sql_mode: None,
+            init_command: None,
+            max_allowed_packet: None,
         }
     }
 

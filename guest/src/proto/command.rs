@@ -17,6 +17,18 @@ pub fn com_ping() -> [u8; 1] {
     [Command::COM_PING as u8]
 }
 
+/// COM_INIT_DB: make `database` the default; the server answers OK or ERR.
+pub fn com_init_db(database: &str) -> Vec<u8> {
+    let mut payload = vec![Command::COM_INIT_DB as u8];
+    payload.extend_from_slice(database.as_bytes());
+    payload
+}
+
+/// COM_RESET_CONNECTION: reset the session state; the server answers OK or ERR.
+pub fn com_reset_connection() -> [u8; 1] {
+    [Command::COM_RESET_CONNECTION as u8]
+}
+
 /// COM_QUIT: the server closes the connection without answering.
 pub fn com_quit() -> [u8; 1] {
     [Command::COM_QUIT as u8]
@@ -32,5 +44,7 @@ mod tests {
         assert_eq!(com_query("SELECT 1"), b"\x03SELECT 1");
         assert_eq!(com_ping(), [0x0e]);
         assert_eq!(com_quit(), [0x01]);
+        assert_eq!(com_init_db("shop"), b"\x02shop");
+        assert_eq!(com_reset_connection(), [0x1f]);
     }
 }

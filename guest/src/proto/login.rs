@@ -1,16 +1,23 @@
 //! The login exchange as a step function: the server's greeting in, the handshake response out,
 //! then one step per server packet (auth switch, more data, OK, ERR) until the session is open.
 //!
-//! Capability negotiation lives here too. The auth plugins themselves are mysql_common's
-//! challenge/response state machines; this module only feeds them and refuses the ones a client
-//! must not use silently (cleartext and the pre-4.1 hash).
+//! Capability negotiation and the TLS decision live here too: with TLS, `start` also returns the
+//! SSLRequest packet to send before the shell upgrades the socket. COM_CHANGE_USER re-runs the
+//! same step function. The auth plugins themselves are mysql_common's challenge/response state
+//! machines; this module only feeds them (telling them whether the link is TLS and which server
+//! key to trust) and refuses the ones a client must not use silently: cleartext without TLS
+//! unless allowed, and the pre-4.1 hash.
 
 use super::{EOF_HEADER, ERR_HEADER, MORE_DATA_HEADER, OK_HEADER, parse_err, protocol};
-use crate::bindings::exports::leashed::mysql::types::{Error, ServerError};
+use crate::bindings::exports::leashed::mysql::types::{Error, ServerError, TlsMode};
+use crate::bindings::leashed::net::tcp::ErrorCode;
 use mysql_common::auth::plugins::{AuthProc, ChallengeResponsePlugin, Context, Response};
 use mysql_common::constants::CapabilityFlags;
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{AuthMoreData, AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
+use mysql_common::packets::{
+    AuthMoreData, AuthPlugin, AuthSwitchRequest, ComChangeUser, ComChangeUserMoreData, HandshakePacket,
+    HandshakeResponse, SslRequest,
+};
 use mysql_common::proto::MySerialize;
 
 /// The largest packet this client announces it accepts (the server's max_allowed_packet still
@@ -19,6 +26,9 @@ pub const MAX_PACKET_SIZE: u32 = 64 << 20;
 
 /// Error code the mysql client uses when it cannot use an authentication plugin.
 const CR_AUTH_PLUGIN_CANNOT_LOAD: u16 = 2059;
+
+/// utf8mb4_general_ci: the collation the handshake announces (`SET NAMES` changes it later).
+const UTF8MB4_GENERAL_CI: u8 = 45;
 
 /// What the client asks for; the server's capabilities are intersected with it.
 fn wanted_capabilities() -> CapabilityFlags {
@@ -43,12 +53,36 @@ pub struct Credentials<'a> {
     pub database: Option<&'a str>,
 }
 
+/// How the login may authenticate.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    pub tls: TlsMode,
+    /// The server's RSA public key (PEM) to encrypt a full password with, instead of asking.
+    pub server_key_pem: Option<Vec<u8>>,
+    /// mysql_clear_password without TLS.
+    pub allow_cleartext: bool,
+    pub max_packet: u32,
+}
+
 /// What the server told us about itself, and what was negotiated.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
     pub version: String,
     pub connection_id: u32,
     pub capabilities: CapabilityFlags,
+    /// The greeting's nonce, which COM_CHANGE_USER's first answer is computed from.
+    pub nonce: Vec<u8>,
+    /// Whether the link is TLS.
+    pub tls: bool,
+}
+
+/// The opening of a login: what to send, in order.
+pub struct Start {
+    pub login: Login,
+    /// With TLS: the SSLRequest, to send before upgrading the socket.
+    pub ssl_request: Option<Vec<u8>>,
+    /// The handshake response, sent after the upgrade when there is one.
+    pub response: Vec<u8>,
 }
 
 /// The next thing the I/O shell must do during login.
@@ -68,12 +102,15 @@ pub struct Login {
     scramble: Vec<u8>,
     plugin: AuthProc,
     info: ServerInfo,
+    policy: AuthPolicy,
 }
 
 /// What mysql_common's plugins may know about this connection.
 struct AuthContext<'a> {
     password: &'a [u8],
     scramble: &'a [u8],
+    tls: bool,
+    server_key_pem: Option<&'a [u8]>,
 }
 
 impl Context for AuthContext<'_> {
@@ -84,20 +121,19 @@ impl Context for AuthContext<'_> {
         false
     }
     fn is_tls_transport(&self) -> bool {
-        false
+        self.tls
     }
     fn scramble(&self) -> &[u8] {
         self.scramble
     }
     fn server_key_pem(&self) -> Option<&[u8]> {
-        None
+        self.server_key_pem
     }
 }
 
 impl Login {
-    /// Reads the server's greeting and returns the login state with the handshake response to
-    /// send.
-    pub fn start(greeting: &[u8], creds: &Credentials<'_>) -> Result<(Login, Vec<u8>), Error> {
+    /// Reads the server's greeting and returns the login state with the packets to send.
+    pub fn start(greeting: &[u8], creds: &Credentials<'_>, policy: AuthPolicy) -> Result<Start, Error> {
         if greeting.first() == Some(&ERR_HEADER) {
             // e.g. "Too many connections" or "Host is blocked", sent before any negotiation.
             return Err(Error::Server(parse_err(greeting, CapabilityFlags::empty())?));
@@ -111,17 +147,27 @@ impl Login {
         if !server_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
             return Err(protocol("the server does not speak protocol 4.1"));
         }
-        let caps = wanted_capabilities() & server_caps;
+        let tls = use_tls(policy.tls, server_caps.contains(CapabilityFlags::CLIENT_SSL))?;
+        let mut caps = wanted_capabilities() & server_caps;
+        if tls {
+            caps |= CapabilityFlags::CLIENT_SSL;
+        }
         let password = creds.password.unwrap_or("").as_bytes().to_vec();
-        let scramble = hello.nonce();
+        let nonce = hello.nonce();
 
         // The greeting names the server's default plugin. If we cannot use it, answer as
         // mysql_native_password: the server then switches to the account's plugin.
-        let (plugin_name, mut plugin) = match usable_plugin(hello.auth_plugin()) {
-            Some(found) => found,
-            None => (AuthPlugin::MysqlNativePassword, AuthPlugin::MysqlNativePassword.init().expect("built in")),
+        let (plugin_name, mut plugin) = match usable_plugin(hello.auth_plugin(), tls, &policy) {
+            Ok(found) => found,
+            Err(_) => (AuthPlugin::MysqlNativePassword, AuthPlugin::MysqlNativePassword.init().expect("built in")),
         };
-        let first = run_plugin(&mut plugin, &password, &scramble, &scramble, plugin_name.as_bytes())?;
+        let ctx = AuthContext {
+            password: &password,
+            scramble: &nonce,
+            tls,
+            server_key_pem: policy.server_key_pem.as_deref(),
+        };
+        let first = run_plugin(&mut plugin, ctx, &nonce, plugin_name.as_bytes())?;
 
         let version = hello.server_version_parsed().or(hello.maria_db_server_version_parsed()).unwrap_or((5, 5, 3));
         let response = HandshakeResponse::new(
@@ -132,16 +178,50 @@ impl Login {
             Some(plugin_name.clone()),
             caps,
             None,
-            MAX_PACKET_SIZE,
+            policy.max_packet,
         );
+        let ssl_request = tls.then(|| {
+            let mut payload = Vec::new();
+            SslRequest::new(response.capabilities(), policy.max_packet, UTF8MB4_GENERAL_CI).serialize(&mut payload);
+            payload
+        });
         let info = ServerInfo {
             version: hello.server_version_str().into_owned(),
             connection_id: hello.connection_id(),
             capabilities: response.capabilities(),
+            nonce: nonce.clone(),
+            tls,
         };
         let mut payload = Vec::new();
         response.serialize(&mut payload);
-        Ok((Login { password, scramble, plugin, info }, payload))
+        let login = Login { password, scramble: nonce, plugin, info, policy };
+        Ok(Start { login, ssl_request, response: payload })
+    }
+
+    /// COM_CHANGE_USER on a logged-in session: the login state and the command to send. The
+    /// first answer is computed from the greeting's nonce, as a login's is; the server may then
+    /// switch plugins.
+    pub fn change_user(
+        info: &ServerInfo,
+        creds: &Credentials<'_>,
+        policy: AuthPolicy,
+    ) -> Result<(Login, Vec<u8>), Error> {
+        let password = creds.password.unwrap_or("").as_bytes().to_vec();
+        let plugin_name = AuthPlugin::MysqlNativePassword;
+        let mut plugin = plugin_name.init().expect("built in");
+        let ctx = AuthContext { password: &password, scramble: &info.nonce, tls: info.tls, server_key_pem: None };
+        let first = run_plugin(&mut plugin, ctx, &info.nonce, plugin_name.as_bytes())?.unwrap_or_default();
+        let mut payload = Vec::new();
+        ComChangeUser::new()
+            .with_user(Some(creds.user.as_bytes()))
+            .with_database(creds.database.map(str::as_bytes))
+            .with_auth_plugin_data(Some(&first[..]))
+            .with_more_data(Some(
+                ComChangeUserMoreData::new(u16::from(UTF8MB4_GENERAL_CI)).with_auth_plugin(Some(plugin_name)),
+            ))
+            .serialize(&mut payload);
+        let login = Login { password, scramble: info.nonce.clone(), plugin, info: info.clone(), policy };
+        Ok((login, payload))
     }
 
     /// Feeds the server's next packet during login.
@@ -153,20 +233,29 @@ impl Login {
                 let switch: AuthSwitchRequest<'_> =
                     ParseBuf(packet).parse(()).map_err(|e| protocol(format!("malformed auth switch request: {e}")))?;
                 let name = switch.auth_plugin().into_owned();
-                let Some((_, plugin)) = usable_plugin(Some(name.clone())) else {
-                    return Err(unusable_plugin(name.as_bytes()));
-                };
+                let (_, plugin) = usable_plugin(Some(name.clone()), self.info.tls, &self.policy)?;
                 self.plugin = plugin;
                 self.scramble = switch.plugin_data().to_vec();
-                let data =
-                    run_plugin(&mut self.plugin, &self.password, &self.scramble, &self.scramble, name.as_bytes())?;
+                let ctx = AuthContext {
+                    password: &self.password,
+                    scramble: &self.scramble,
+                    tls: self.info.tls,
+                    server_key_pem: self.policy.server_key_pem.as_deref(),
+                };
+                let data = run_plugin(&mut self.plugin, ctx, &self.scramble, name.as_bytes())?;
                 Ok(LoginStep::Send(data.unwrap_or_default()))
             }
             Some(&MORE_DATA_HEADER) => {
                 let more: AuthMoreData<'_> =
                     ParseBuf(packet).parse(()).map_err(|e| protocol(format!("malformed auth data: {e}")))?;
                 let name = b"current plugin";
-                match run_plugin(&mut self.plugin, &self.password, &self.scramble, more.data(), name)? {
+                let ctx = AuthContext {
+                    password: &self.password,
+                    scramble: &self.scramble,
+                    tls: self.info.tls,
+                    server_key_pem: self.policy.server_key_pem.as_deref(),
+                };
+                match run_plugin(&mut self.plugin, ctx, more.data(), name)? {
                     Some(data) => Ok(LoginStep::Send(data)),
                     None => Ok(LoginStep::Wait),
                 }
@@ -177,41 +266,66 @@ impl Login {
     }
 }
 
-/// The plugins this client will run. Cleartext and the pre-4.1 hash are never used silently.
-fn usable_plugin(plugin: Option<AuthPlugin<'_>>) -> Option<(AuthPlugin<'static>, AuthProc)> {
-    let plugin = plugin?.into_owned();
+/// Whether to ask for TLS, given the mode and whether the server offers it.
+fn use_tls(mode: TlsMode, offered: bool) -> Result<bool, Error> {
+    match (mode, offered) {
+        (TlsMode::Disabled, _) => Ok(false),
+        (TlsMode::Preferred, offered) => Ok(offered),
+        (_, true) => Ok(true),
+        (_, false) => Err(Error::Io(ErrorCode::Tls(format!(
+            "the server does not offer TLS, and the tls-mode is {}",
+            match mode {
+                TlsMode::Required => "required",
+                TlsMode::VerifyCa => "verify-ca",
+                _ => "verify-identity",
+            }
+        )))),
+    }
+}
+
+/// The plugins this client will run: the hashing ones always; mysql_clear_password only on TLS
+/// or when allowed; the pre-4.1 hash never.
+fn usable_plugin(
+    plugin: Option<AuthPlugin<'_>>,
+    tls: bool,
+    policy: &AuthPolicy,
+) -> Result<(AuthPlugin<'static>, AuthProc), Error> {
+    let Some(plugin) = plugin.map(AuthPlugin::into_owned) else {
+        return Err(unusable_plugin(b"(none)", "the server named no plugin"));
+    };
     match plugin {
         AuthPlugin::MysqlNativePassword
         | AuthPlugin::Ed25519
         | AuthPlugin::CachingSha2Password
-        | AuthPlugin::Sha256Password => {
-            let proc = plugin.init().ok()?;
-            Some((plugin, proc))
+        | AuthPlugin::Sha256Password => {}
+        AuthPlugin::MysqlClearPassword if tls || policy.allow_cleartext => {}
+        AuthPlugin::MysqlClearPassword => {
+            return Err(unusable_plugin(
+                plugin.as_bytes(),
+                "it sends the password in clear; use TLS, or allow-cleartext-password",
+            ));
         }
-        _ => None,
+        _ => return Err(unusable_plugin(plugin.as_bytes(), "not supported by the leashed client")),
     }
+    let proc = plugin.init().map_err(|e| unusable_plugin(plugin.as_bytes(), &format!("{e:?}")))?;
+    Ok((plugin, proc))
 }
 
-fn unusable_plugin(name: &[u8]) -> Error {
+fn unusable_plugin(name: &[u8], why: &str) -> Error {
     Error::Auth(ServerError {
         code: CR_AUTH_PLUGIN_CANNOT_LOAD,
         sql_state: "HY000".into(),
-        message: format!(
-            "Authentication plugin '{}' cannot be loaded: not supported by the leashed client",
-            String::from_utf8_lossy(name)
-        ),
+        message: format!("Authentication plugin '{}' cannot be loaded: {why}", String::from_utf8_lossy(name)),
     })
 }
 
 /// Runs one challenge through the plugin and returns the bytes to send, if any.
 fn run_plugin(
     plugin: &mut AuthProc,
-    password: &[u8],
-    scramble: &[u8],
+    ctx: AuthContext<'_>,
     challenge: &[u8],
     name: &[u8],
 ) -> Result<Option<Vec<u8>>, Error> {
-    let ctx = AuthContext { password, scramble };
     match plugin.run(ctx, challenge) {
         Ok(Response::Next { packet } | Response::Last { packet }) => Ok(packet),
         Err(e) => Err(Error::Auth(ServerError {

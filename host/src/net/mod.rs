@@ -4,3 +4,4 @@ pub mod allowlist;
 pub mod error;
 pub mod socket;
 pub mod tcp;
+pub mod tls;

@@ -6,23 +6,41 @@
 //! the `reclaim` close policy, which closes the fd early through [`Socket::reclaim`]; the streams
 //! left behind then fail with `closed`. Every table entry owns a [`HandleGuard`], so releasing a
 //! handle is recorded by the audit whichever way the entry dies.
+//!
+//! A socket carries plain TCP until `start-tls` swaps its transport for a TLS stream over the
+//! same fd; the lent reader and writer then read and write through TLS.
 
+use super::tls;
 use crate::audit::HandleGuard;
+use crate::bindings::leashed::net::tcp::{ErrorCode, TlsOptions};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 /// Largest single read the host serves, whatever `max` the guest asks for.
 pub const MAX_READ: usize = 1 << 20;
 
+/// What carries the bytes: the TCP stream itself, or TLS over it.
+#[derive(Debug, Clone)]
+enum Transport {
+    Plain(Arc<TcpStream>),
+    /// The async lock serializes reads and writes on the TLS session (a store runs one guest
+    /// call at a time, so it is never contended).
+    Tls(Arc<tokio::sync::Mutex<TlsStream<TcpStream>>>),
+}
+
 /// One connected OS socket and the limits that apply to it.
 #[derive(Debug)]
 pub struct Socket {
-    /// `None` once reclaimed: the fd is closed.
-    stream: Mutex<Option<Arc<TcpStream>>>,
+    /// `None` once closed (reclaimed, or a failed TLS handshake): the fd is closed.
+    stream: Mutex<Option<Transport>>,
+    /// Closed by the `reclaim` policy (rather than by a failed TLS handshake).
+    reclaimed: AtomicBool,
     /// The fd the stream had, for the audit's cross-check (it stays recorded after close).
     pub fd: Option<i32>,
     pub peer: SocketAddr,
@@ -50,7 +68,8 @@ impl Socket {
             peer: stream.peer_addr()?,
             local: stream.local_addr()?,
             fd: raw_fd(&stream),
-            stream: Mutex::new(Some(Arc::new(stream))),
+            stream: Mutex::new(Some(Transport::Plain(Arc::new(stream)))),
+            reclaimed: AtomicBool::new(false),
             read_timeout,
             write_timeout,
             reader_lent: AtomicBool::new(false),
@@ -58,23 +77,63 @@ impl Socket {
         }))
     }
 
-    /// The stream, unless the socket was reclaimed (then `NotConnected`, which maps to `closed`).
-    fn stream(&self) -> io::Result<Arc<TcpStream>> {
-        self.stream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the connection was reclaimed"))
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Transport>> {
+        self.stream.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The transport, unless the socket is closed (then `NotConnected`, which maps to `closed`).
+    fn transport(&self) -> io::Result<Transport> {
+        self.slot().clone().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the connection is closed"))
     }
 
     /// Closes the OS socket now, whatever handles still point at it.
     pub fn reclaim(&self) {
-        self.stream.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.reclaimed.store(true, Ordering::Release);
+        self.slot().take();
     }
 
     /// Whether [`Socket::reclaim`] closed it.
     pub fn is_reclaimed(&self) -> bool {
-        self.stream.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.reclaimed.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn uses_tls(&self) -> bool {
+        matches!(*self.slot(), Some(Transport::Tls(_)))
+    }
+
+    /// Upgrades the socket to TLS in place. On a failed handshake the socket is closed, since
+    /// the stream is in an unknown state.
+    pub async fn start_tls(&self, options: &TlsOptions, limit: Option<Duration>) -> Result<(), ErrorCode> {
+        let config = tls::client_config(options)?;
+        let plain = match self.slot().take() {
+            Some(Transport::Plain(plain)) => plain,
+            Some(tls @ Transport::Tls(_)) => {
+                *self.slot() = Some(tls);
+                return Err(ErrorCode::InvalidState);
+            }
+            None => return Err(ErrorCode::Closed),
+        };
+        // No read or write holds the stream between guest calls, so this is the only reference.
+        let tcp = match Arc::try_unwrap(plain) {
+            Ok(tcp) => tcp,
+            Err(plain) => {
+                *self.slot() = Some(Transport::Plain(plain));
+                return Err(ErrorCode::InvalidState);
+            }
+        };
+        let handshake = async { tls::handshake(tcp, config, &options.server_name).await.map_err(io::Error::other) };
+        match with_timeout(limit, handshake).await {
+            Ok(stream) => {
+                *self.slot() = Some(Transport::Tls(Arc::new(tokio::sync::Mutex::new(stream))));
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(ErrorCode::TimedOut),
+            Err(e) => Err(match e.into_inner().map(|inner| inner.downcast::<ErrorCode>()) {
+                Some(Ok(code)) => *code,
+                _ => ErrorCode::Tls("TLS handshake failed".into()),
+            }),
+        }
     }
 
     fn lent_flag(&self, side: StreamSide) -> &AtomicBool {
@@ -97,27 +156,44 @@ impl Socket {
     /// Reads up to `max` (at least 1) bytes, waiting for at least one; an empty result is end of
     /// stream.
     pub async fn read(&self, max: usize) -> io::Result<Vec<u8>> {
-        let stream = self.stream()?;
         // Read into spare capacity: zeroing a `max`-sized buffer on every call would cost more
         // than the few bytes a typical reply carries.
         let mut buf = Vec::with_capacity(max.min(MAX_READ));
-        let read = async {
-            loop {
-                stream.readable().await?;
-                match stream.try_read_buf(&mut buf) {
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
+        match self.transport()? {
+            Transport::Plain(stream) => {
+                let read = async {
+                    loop {
+                        stream.readable().await?;
+                        match stream.try_read_buf(&mut buf) {
+                            Ok(n) => return Ok(n),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                };
+                with_timeout(self.read_timeout, read).await?;
             }
-        };
-        with_timeout(self.read_timeout, read).await?;
+            Transport::Tls(tls) => {
+                with_timeout(self.read_timeout, async { tls.lock().await.read_buf(&mut buf).await }).await?;
+            }
+        }
         Ok(buf)
     }
 
     /// Writes all of `bytes`.
     pub async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        let stream = self.stream()?;
+        let stream = match self.transport()? {
+            Transport::Plain(stream) => stream,
+            Transport::Tls(tls) => {
+                // TLS buffers records: flush so the bytes leave now.
+                let write = async {
+                    let mut tls = tls.lock().await;
+                    tls.write_all(bytes).await?;
+                    tls.flush().await
+                };
+                return with_timeout(self.write_timeout, write).await;
+            }
+        };
         while !bytes.is_empty() {
             let wrote = with_timeout(self.write_timeout, async {
                 loop {
@@ -136,13 +212,16 @@ impl Socket {
     }
 
     /// `shutdown(2)` on one or both directions.
-    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        socket2::SockRef::from(&*self.stream()?).shutdown(how)
+    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        match self.transport()? {
+            Transport::Plain(stream) => socket2::SockRef::from(&*stream).shutdown(how),
+            Transport::Tls(tls) => socket2::SockRef::from(tls.lock().await.get_ref().0).shutdown(how),
+        }
     }
 
-    /// Fails with `NotConnected` (`closed`) if the socket was reclaimed.
+    /// Fails with `NotConnected` (`closed`) if the socket is closed.
     pub fn check_open(&self) -> io::Result<()> {
-        self.stream().map(drop)
+        self.transport().map(drop)
     }
 }
 

@@ -11,7 +11,7 @@ use super::socket::{LentConnection, LentReader, LentStream, LentWriter, Socket, 
 use crate::audit::{HandleGuard, HandleId, HandleKind, site};
 use crate::bindings::leashed::net::tcp::{
     ConnectOptions, ErrorCode, Host, HostConnection, HostConnectionWithStore, HostReader, HostReaderWithStore,
-    HostWriter, HostWriterWithStore, ShutdownType, SocketAddress,
+    HostWriter, HostWriterWithStore, ShutdownType, SocketAddress, TlsOptions,
 };
 use crate::policy::{ClosePolicy, tighter};
 use crate::state::HostState;
@@ -87,7 +87,14 @@ impl HostConnection for HostState {
         let entry = self.table.get(&conn)?;
         let (socket, id) = (entry.socket.clone(), entry.guard.id());
         self.note_op(id, "shutdown", 0, 0);
-        Ok(socket.shutdown(how)?)
+        Ok(socket.shutdown(how).await?)
+    }
+
+    async fn start_tls(&mut self, conn: Resource<LentConnection>, options: TlsOptions) -> Result<(), NetError> {
+        let entry = self.table.get(&conn)?;
+        let (socket, id) = (entry.socket.clone(), entry.guard.id());
+        self.note_op(id, "start-tls", 0, 0);
+        Ok(socket.start_tls(&options, Some(self.policy.connect_timeout)).await?)
     }
 
     async fn peer_address(&mut self, conn: Resource<LentConnection>) -> Result<SocketAddress, NetError> {
