@@ -21,6 +21,7 @@ use crate::proto::statement::{
 };
 use crate::proto::value::describe_column;
 use crate::proto::{ERR_HEADER, parse_err, protocol};
+use crate::row_stream::MysqlRowStream;
 use mysql_common::packets::CommonOkPacket;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -31,14 +32,17 @@ pub struct Component;
 impl connection::Guest for Component {
     type Connection = MysqlConnection;
     type Statement = MysqlStatement;
+    type RowStream = MysqlRowStream;
 }
 
 /// A logged-in link.
-struct Session {
-    link: Link,
-    server: ServerInfo,
+pub(crate) struct Session {
+    pub(crate) link: Link,
+    pub(crate) server: ServerInfo,
     /// How it authenticated, for COM_CHANGE_USER.
     policy: AuthPolicy,
+    /// A row stream is reading a result: no other command may be sent until it is done.
+    pub(crate) streaming: bool,
 }
 
 impl Session {
@@ -64,7 +68,7 @@ impl Session {
 }
 
 /// A connection's session, shared with the statements it prepared; `None` once closed.
-type SharedSession = Rc<RefCell<Option<Session>>>;
+pub(crate) type SharedSession = Rc<RefCell<Option<Session>>>;
 
 /// The guest side of an exported `connection` handle.
 pub struct MysqlConnection {
@@ -76,16 +80,32 @@ fn is_fatal(error: &Error) -> bool {
     !matches!(error, Error::Server(_) | Error::Invalid(_))
 }
 
-/// Runs `op` on the open session; force-closes it if `op` fails fatally.
+/// Runs `op` on the open session; force-closes it if `op` fails fatally. A closed session, or
+/// one busy with a row stream, is refused through `refuse`.
 fn with_session<T, E>(
     slot: &RefCell<Option<Session>>,
-    closed: impl FnOnce() -> E,
+    refuse: impl FnOnce(Error) -> E,
+    error_of: impl Fn(&E) -> &Error,
+    op: impl FnOnce(&mut Session) -> Result<T, E>,
+) -> Result<T, E> {
+    if slot.borrow().as_ref().is_some_and(|s| s.streaming) {
+        return Err(refuse(Error::Invalid(
+            "a row stream is open on this connection: read it to the end or close it first".into(),
+        )));
+    }
+    with_session_even_streaming(slot, refuse, error_of, op)
+}
+
+/// [`with_session`] for the row stream itself, which owns the busy session.
+pub(crate) fn with_session_even_streaming<T, E>(
+    slot: &RefCell<Option<Session>>,
+    refuse: impl FnOnce(Error) -> E,
     error_of: impl Fn(&E) -> &Error,
     op: impl FnOnce(&mut Session) -> Result<T, E>,
 ) -> Result<T, E> {
     let mut slot = slot.borrow_mut();
     let Some(session) = slot.as_mut() else {
-        return Err(closed());
+        return Err(refuse(Error::Closed));
     };
     let result = op(session);
     if let Err(e) = &result
@@ -109,11 +129,11 @@ fn read_results(session: &mut Session, mut response: QueryResponse) -> Result<Ve
 impl MysqlConnection {
     fn with_session<T, E>(
         &self,
-        closed: impl FnOnce() -> E,
+        refuse: impl FnOnce(Error) -> E,
         error_of: impl Fn(&E) -> &Error,
         op: impl FnOnce(&mut Session) -> Result<T, E>,
     ) -> Result<T, E> {
-        with_session(&self.session, closed, error_of, op)
+        with_session(&self.session, refuse, error_of, op)
     }
 
     /// COM_QUIT, then force-close. Errors while saying goodbye do not matter: the link is
@@ -173,7 +193,7 @@ impl GuestConnection for MysqlConnection {
                 return Err(error);
             }
         };
-        let mut session = Session { link, server, policy };
+        let mut session = Session { link, server, policy, streaming: false };
         if let Some(sql) = &setup
             && let Err(failure) = session.run(sql)
         {
@@ -185,15 +205,21 @@ impl GuestConnection for MysqlConnection {
 
     fn query(&self, sql: String) -> Result<Vec<ResultSet>, QueryError> {
         self.with_session(
-            || QueryError { completed: Vec::new(), error: Error::Closed },
+            |error| QueryError { completed: Vec::new(), error },
             |e| &e.error,
             |session| session.run(&sql),
         )
     }
 
+    fn query_stream(&self, sql: String) -> Result<connection::RowStream, Error> {
+        let shared = self.session.clone();
+        let stream = self.with_session(|e| e, |e| e, |session| MysqlRowStream::start(shared, session, &sql))?;
+        Ok(connection::RowStream::new(stream))
+    }
+
     fn prepare(&self, sql: String) -> Result<connection::Statement, Error> {
         let prepared = self.with_session(
-            || Error::Closed,
+            |e| e,
             |e| e,
             |session| {
                 session.link.begin_command();
@@ -218,7 +244,7 @@ impl GuestConnection for MysqlConnection {
     }
 
     fn ping(&self) -> Result<(), Error> {
-        self.with_session(|| Error::Closed, |e| e, |session| session.simple_command(&com_ping()))
+        self.with_session(|e| e, |e| e, |session| session.simple_command(&com_ping()))
     }
 
     fn server_version(&self) -> String {
@@ -234,16 +260,16 @@ impl GuestConnection for MysqlConnection {
     }
 
     fn select_db(&self, database: String) -> Result<(), Error> {
-        self.with_session(|| Error::Closed, |e| e, |session| session.simple_command(&com_init_db(&database)))
+        self.with_session(|e| e, |e| e, |session| session.simple_command(&com_init_db(&database)))
     }
 
     fn reset(&self) -> Result<(), Error> {
-        self.with_session(|| Error::Closed, |e| e, |session| session.simple_command(&com_reset_connection()))
+        self.with_session(|e| e, |e| e, |session| session.simple_command(&com_reset_connection()))
     }
 
     fn change_user(&self, user: String, password: Option<String>, database: Option<String>) -> Result<(), Error> {
         self.with_session(
-            || Error::Closed,
+            |e| e,
             |e| e,
             |session| {
                 let creds = Credentials { user: &user, password: password.as_deref(), database: database.as_deref() };
@@ -258,7 +284,7 @@ impl GuestConnection for MysqlConnection {
 
     fn warnings(&self) -> Result<Vec<Warning>, Error> {
         self.with_session(
-            || Error::Closed,
+            |e| e,
             |e| e,
             |session| {
                 let sets = session.run("SHOW WARNINGS").map_err(|failure| failure.error)?;
@@ -361,20 +387,20 @@ pub struct MysqlStatement {
 impl MysqlStatement {
     fn with_session<T, E>(
         &self,
-        closed: impl FnOnce() -> E,
+        refuse: impl FnOnce(Error) -> E,
         error_of: impl Fn(&E) -> &Error,
         op: impl FnOnce(&mut Session) -> Result<T, E>,
     ) -> Result<T, E> {
         if !self.open.get() {
-            return Err(closed());
+            return Err(refuse(Error::Closed));
         }
-        with_session(&self.session, closed, error_of, op)
+        with_session(&self.session, refuse, error_of, op)
     }
 
     /// COM_STMT_CLOSE, unless already closed; the server does not answer it.
     fn free(&self) -> Result<(), Error> {
         let result = self.with_session(
-            || Error::Closed,
+            |e| e,
             |e| e,
             |session| {
                 session.link.begin_command();
@@ -412,7 +438,7 @@ impl GuestStatement for MysqlStatement {
             )));
         }
         self.with_session(
-            || Error::Closed,
+            |e| e,
             |e| e,
             |session| {
                 session.link.begin_command();
@@ -436,7 +462,7 @@ impl GuestStatement for MysqlStatement {
         // Long data counts for this execute only, whatever its outcome.
         let long_data = std::mem::replace(&mut *self.long_data.borrow_mut(), vec![false; params.len()]);
         self.with_session(
-            || fail(Error::Closed),
+            fail,
             |e| &e.error,
             |session| {
                 session.link.begin_command();

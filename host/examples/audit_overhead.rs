@@ -1,6 +1,6 @@
 //! Benchmark (not a test): SELECT 1 round trips through the leashed guest with the audit's
 //! detail (creation-site backtraces, per-operation history) on and off, on one process and one
-//! server. Prints both rates, the ratio, and how sure the ratio is.
+//! server, over plain TCP. Prints both rates, the ratio, and how sure the ratio is.
 //!
 //! Machine noise drifts over seconds, so both settings stay open side by side (two instances,
 //! two connections) and run in pairs of short back-to-back blocks, alternating which goes first.
@@ -10,6 +10,7 @@
 //!     scripts/bench-audit            # starts the private MariaDB, runs this, stops it
 //!     cargo run --release -p leashed --example audit_overhead -- mysql://u:p@127.0.0.1:3306/db [QUERIES_PER_BLOCK] [PAIRS]
 
+use leashed::bindings::{ConnectOptions, TlsMode};
 use leashed::mysql_url::MysqlUrl;
 use leashed::{Allowlist, ComponentSource, Policy, Runtime};
 use std::time::{Duration, Instant};
@@ -34,7 +35,9 @@ async fn main() {
     for detail in [true, false] {
         let policy = Policy { audit_detail: detail, ..Policy::allowing(Allowlist::new([url.allow_entry()])) };
         let mut instance = runtime.instantiate(policy).await.expect("instantiate");
-        let conn = instance.open(&url.connect_options()).await.unwrap().expect("login");
+        // Plain TCP: TLS would hide the audit's cost behind its own.
+        let options = ConnectOptions { tls_mode: TlsMode::Disabled, ..url.connect_options() };
+        let conn = instance.open(&options).await.unwrap().expect("login");
         instances.push((instance, conn));
     }
     let mut block = async |which: usize| -> Duration {

@@ -6,7 +6,7 @@
 
 use crate::audit::report::LeakReport;
 use crate::audit::{Audit, CallId};
-use crate::bindings::{Client, ConnectOptions, MysqlError, QueryError, ResultSet, Value, Warning};
+use crate::bindings::{Client, Column, ConnectOptions, MysqlError, QueryError, ResultSet, Value, Warning};
 use crate::state::HostState;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
@@ -18,6 +18,10 @@ pub struct MysqlHandle(ResourceAny);
 /// A prepared `leashed:mysql/statement` inside the guest.
 #[derive(Debug, Clone, Copy)]
 pub struct StatementHandle(ResourceAny);
+
+/// An open `leashed:mysql/row-stream` inside the guest.
+#[derive(Debug, Clone, Copy)]
+pub struct RowStreamHandle(ResourceAny);
 
 /// A guest instance with its own store, audit and policy.
 pub struct GuestInstance {
@@ -60,6 +64,55 @@ impl GuestInstance {
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_query(&mut self.store, conn.0, sql).await;
         self.end(call, result)
+    }
+
+    /// Runs one statement and returns a stream of its rows.
+    pub async fn query_stream(
+        &mut self,
+        conn: MysqlHandle,
+        sql: &str,
+    ) -> wasmtime::Result<Result<RowStreamHandle, MysqlError>> {
+        let call = self.begin(format!("query-stream({sql:?})"));
+        let api = self.client.leashed_mysql_connection().connection();
+        let result = api.call_query_stream(&mut self.store, conn.0, sql).await;
+        Ok(self.end(call, result)?.map(RowStreamHandle))
+    }
+
+    /// A stream's columns.
+    pub async fn stream_columns(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Vec<Column>> {
+        let call = self.begin("row-stream.columns()".into());
+        let api = self.client.leashed_mysql_connection().row_stream();
+        let result = api.call_columns(&mut self.store, stream.0).await;
+        self.end(call, result)
+    }
+
+    /// Up to `max` more rows; empty when the result is complete.
+    pub async fn next_batch(
+        &mut self,
+        stream: RowStreamHandle,
+        max: u32,
+    ) -> wasmtime::Result<Result<Vec<Vec<Value>>, MysqlError>> {
+        let call = self.begin(format!("next-batch({max})"));
+        let api = self.client.leashed_mysql_connection().row_stream();
+        let result = api.call_next_batch(&mut self.store, stream.0, max).await;
+        self.end(call, result)
+    }
+
+    /// Closes a stream (reading what is left) and drops the guest's handle.
+    pub async fn close_stream(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Result<(), MysqlError>> {
+        let call = self.begin("row-stream.close()".into());
+        let api = self.client.leashed_mysql_connection().row_stream();
+        let closed = api.call_close(&mut self.store, stream.0).await;
+        let dropped = match closed {
+            Ok(closed) => stream.0.resource_drop_async(&mut self.store).await.map(|()| closed),
+            Err(trap) => Err(trap),
+        };
+        self.end(call, dropped)
+    }
+
+    /// The largest size the guest's linear memory has grown to, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().memory.peak_bytes
     }
 
     /// Prepares a statement (COM_STMT_PREPARE).

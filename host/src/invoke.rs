@@ -53,7 +53,7 @@ impl AuditedComponent {
 
     /// A fresh instance in its own store, under `policy`.
     pub async fn instantiate(&self, policy: Policy) -> wasmtime::Result<AuditedInstance> {
-        let mut store = Store::new(&self.engine, HostState::new(policy));
+        let mut store = crate::state::new_store(&self.engine, policy);
         let instance = self.pre.instantiate_async(&mut store).await.context("instantiating the component")?;
         Ok(AuditedInstance { store, instance, component: self.component.clone() })
     }

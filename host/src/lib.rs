@@ -8,7 +8,7 @@
 //! - [`policy`]: what a store's guest may do (allowlist, timeouts).
 //! - [`audit`]: the handle registry, creation sites and leak reports; [`os_fds`]: the OS's view
 //!   of the same sockets.
-//! - [`state`]: the per-store state the imports work on.
+//! - [`state`]: the per-store state the imports work on; [`memory`]: the guest memory's peak.
 //! - [`component`], [`runtime`]: loading a component and instantiating it (wiring only).
 //! - [`instance`]: typed calls into a guest instance's leashed:mysql exports.
 //! - [`invoke`]: any component that imports leashed:net, its exports called by name under audit.
@@ -22,6 +22,7 @@ pub mod bindings;
 pub mod component;
 pub mod instance;
 pub mod invoke;
+pub mod memory;
 pub mod mysql_url;
 pub mod net;
 pub mod os_fds;
@@ -34,7 +35,7 @@ pub mod state;
 pub use audit::report::LeakReport;
 pub use audit::{Audit, CallId, HandleId, HandleKind, HandleRecord, Release, Summary};
 pub use component::ComponentSource;
-pub use instance::{GuestInstance, MysqlHandle, StatementHandle};
+pub use instance::{GuestInstance, MysqlHandle, RowStreamHandle, StatementHandle};
 pub use invoke::{AuditedComponent, AuditedInstance, CallOutcome};
 pub use net::allowlist::{AllowEntry, Allowlist};
 pub use policy::{ClosePolicy, Policy};

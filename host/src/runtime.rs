@@ -10,7 +10,7 @@ use crate::policy::Policy;
 use crate::state::HostState;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::error::Context;
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine};
 
 /// The engine every leashed store runs on.
 pub fn engine() -> wasmtime::Result<Engine> {
@@ -66,7 +66,7 @@ impl Runtime {
 
     /// A fresh instance in its own store, under `policy`.
     pub async fn instantiate(&self, policy: Policy) -> wasmtime::Result<GuestInstance> {
-        let mut store = Store::new(&self.engine, HostState::new(policy));
+        let mut store = crate::state::new_store(&self.engine, policy);
         let client: Client = self.pre.instantiate_async(&mut store).await.context("instantiating the guest")?;
         Ok(GuestInstance::new(store, client))
     }

@@ -1,7 +1,8 @@
 //! The per-store state every host import works on: the resource table, the WASI context, the
-//! policy and the audit registry.
+//! policy, the audit registry, and the watch on the guest's memory.
 
 use crate::audit::Audit;
+use crate::memory::MemoryWatch;
 use crate::policy::Policy;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -12,6 +13,7 @@ pub struct HostState {
     pub wasi: WasiCtx,
     pub policy: Policy,
     pub audit: Audit,
+    pub memory: MemoryWatch,
 }
 
 impl HostState {
@@ -20,8 +22,15 @@ impl HostState {
     pub fn new(policy: Policy) -> Self {
         let wasi =
             WasiCtx::builder().inherit_stderr().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
-        HostState { table: ResourceTable::new(), wasi, policy, audit: Audit::default() }
+        HostState { table: ResourceTable::new(), wasi, policy, audit: Audit::default(), memory: MemoryWatch::default() }
     }
+}
+
+/// A store for a guest, with its memory watched.
+pub fn new_store(engine: &wasmtime::Engine, policy: Policy) -> wasmtime::Store<HostState> {
+    let mut store = wasmtime::Store::new(engine, HostState::new(policy));
+    store.limiter(|state| &mut state.memory);
+    store
 }
 
 impl WasiView for HostState {

@@ -8,7 +8,7 @@
 use super::binary::decode_binary_row;
 use super::value::{decode_text_row, describe_column};
 use super::{EOF_HEADER, ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER, parse_err, protocol};
-use crate::bindings::exports::leashed::mysql::types::{Error, QueryError, ResultSet, Value};
+use crate::bindings::exports::leashed::mysql::types::{Column as ColumnInfo, Error, QueryError, ResultSet, Value};
 use mysql_common::constants::{CapabilityFlags, MAX_PAYLOAD_LEN, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
@@ -32,7 +32,11 @@ enum State {
 pub enum QueryStep {
     /// Read the next packet and feed it.
     NeedPacket,
-    /// The response is complete.
+    /// Streaming only: the current result's columns are known (see [`QueryResponse::columns`]).
+    Columns,
+    /// Streaming only: one row of the current result.
+    Row(Vec<Value>),
+    /// The response is complete (when streaming, the result sets carry no rows).
     Done(Vec<ResultSet>),
 }
 
@@ -49,6 +53,8 @@ pub enum RowFormat {
 pub struct QueryResponse {
     caps: CapabilityFlags,
     format: RowFormat,
+    /// Hand rows out one by one instead of collecting them.
+    streaming: bool,
     state: State,
     columns: Vec<Column>,
     rows: Vec<Vec<Value>>,
@@ -67,10 +73,26 @@ impl QueryResponse {
         Self::with_format(caps, RowFormat::Binary)
     }
 
+    /// A reader that hands out the columns and each row as they arrive (text protocol).
+    pub fn streaming(caps: CapabilityFlags) -> Self {
+        QueryResponse { streaming: true, ..Self::new(caps) }
+    }
+
+    /// How many results of the response are complete.
+    pub fn completed_results(&self) -> usize {
+        self.completed.len()
+    }
+
+    /// The current result's columns, once known.
+    pub fn columns(&self) -> Vec<ColumnInfo> {
+        self.columns.iter().map(describe_column).collect()
+    }
+
     fn with_format(caps: CapabilityFlags, format: RowFormat) -> Self {
         QueryResponse {
             caps,
             format,
+            streaming: false,
             state: State::Start,
             columns: Vec::new(),
             rows: Vec::new(),
@@ -123,12 +145,12 @@ impl QueryResponse {
                     0 => State::ColumnsEof,
                     remaining => State::Columns { remaining },
                 };
-                Ok(QueryStep::NeedPacket)
+                Ok(self.columns_known())
             }
             State::ColumnsEof => {
                 parse_ok::<OldEofPacket>(packet, self.caps)?;
                 self.state = State::Rows;
-                Ok(QueryStep::NeedPacket)
+                Ok(self.columns_known())
             }
             State::Rows if self.is_terminator(packet) => {
                 let ok = if self.deprecate_eof() {
@@ -143,10 +165,18 @@ impl QueryResponse {
                     RowFormat::Text => decode_text_row(packet, &self.columns)?,
                     RowFormat::Binary => decode_binary_row(packet, &self.columns)?,
                 };
+                if self.streaming {
+                    return Ok(QueryStep::Row(row));
+                }
                 self.rows.push(row);
                 Ok(QueryStep::NeedPacket)
             }
         }
+    }
+
+    /// When streaming, says so once the last column definition is in.
+    fn columns_known(&self) -> QueryStep {
+        if self.streaming && matches!(self.state, State::Rows) { QueryStep::Columns } else { QueryStep::NeedPacket }
     }
 
     /// A 0xFE packet ends the rows unless it is a row whose first cell is a huge string.

@@ -1,0 +1,146 @@
+//! The exported `row-stream` resource: the rows of one statement, read from the wire only as
+//! the caller asks for them, so a result of any size needs no more guest memory than one batch.
+//!
+//! The stream owns its connection's wire until the result's end: the session is marked
+//! `streaming`, which makes every other call on the connection refuse with `invalid`. Finishing
+//! or closing the stream (dropping it closes it) reads what is left and frees the connection.
+
+use crate::bindings::exports::leashed::mysql::connection::GuestRowStream;
+use crate::bindings::exports::leashed::mysql::types::{Column as ColumnInfo, Error, Value};
+use crate::client::{Session, SharedSession, with_session_even_streaming};
+use crate::proto::query::{QueryResponse, QueryStep};
+use std::cell::{Cell, RefCell};
+
+/// The guest side of an exported `row-stream` handle.
+pub struct MysqlRowStream {
+    session: SharedSession,
+    columns: Vec<ColumnInfo>,
+    /// `None` once the whole response has been read.
+    response: RefCell<Option<QueryResponse>>,
+    /// Whether the rows arriving belong to the first result (the one streamed); rows of any
+    /// later result are dropped.
+    first_result: Cell<bool>,
+    /// How many later results were dropped, until reported.
+    dropped: Cell<usize>,
+}
+
+impl MysqlRowStream {
+    /// Sends `sql` and reads up to its columns; the session stays marked as streaming until the
+    /// result is read.
+    pub(crate) fn start(shared: SharedSession, session: &mut Session, sql: &str) -> Result<MysqlRowStream, Error> {
+        let response = QueryResponse::streaming(session.server.capabilities);
+        let mut stream = MysqlRowStream {
+            session: shared,
+            columns: Vec::new(),
+            response: RefCell::new(None),
+            first_result: Cell::new(true),
+            dropped: Cell::new(0),
+        };
+        let mut response = Some(response);
+        session.link.begin_command();
+        session.link.send(&crate::proto::command::com_query(sql))?;
+        loop {
+            let packet = session.link.recv()?;
+            let reader = response.as_mut().expect("set until done");
+            match reader.step(&packet).map_err(|failure| failure.error)? {
+                // The first statement had no rows; this is a later one's, to be dropped.
+                QueryStep::Columns if reader.completed_results() > 0 => {
+                    stream.first_result.set(false);
+                    break;
+                }
+                QueryStep::Columns => {
+                    stream.columns = reader.columns();
+                    break;
+                }
+                // A statement without rows (or with its whole response already read).
+                QueryStep::Done(sets) => {
+                    stream.dropped.set(sets.len().saturating_sub(1));
+                    response = None;
+                    break;
+                }
+                QueryStep::NeedPacket | QueryStep::Row(_) => {}
+            }
+        }
+        session.streaming = response.is_some();
+        *stream.response.borrow_mut() = response;
+        Ok(stream)
+    }
+
+    /// Reads up to `max` rows into `rows` (all that are left, dropping them, if `max` is `None`).
+    fn read(&self, session: &mut Session, max: Option<usize>, rows: &mut Vec<Vec<Value>>) -> Result<(), Error> {
+        let mut slot = self.response.borrow_mut();
+        let Some(reader) = slot.as_mut() else { return Ok(()) };
+        while max.is_none_or(|max| rows.len() < max) {
+            let step = session.link.recv().and_then(|packet| reader.step(&packet).map_err(|failure| failure.error));
+            let step = match step {
+                Ok(step) => step,
+                Err(error) => {
+                    // A server error ends the response; anything else closes the connection.
+                    *slot = None;
+                    session.streaming = false;
+                    return Err(error);
+                }
+            };
+            match step {
+                QueryStep::Row(row) if max.is_some() && self.first_result.get() => rows.push(row),
+                QueryStep::Columns => self.first_result.set(false),
+                QueryStep::Done(sets) => {
+                    *slot = None;
+                    session.streaming = false;
+                    self.dropped.set(sets.len().saturating_sub(1));
+                    return Ok(());
+                }
+                // Rows being drained or dropped.
+                QueryStep::Row(_) | QueryStep::NeedPacket => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn read_on_session(&self, max: Option<usize>, rows: &mut Vec<Vec<Value>>) -> Result<(), Error> {
+        if self.response.borrow().is_none() {
+            return Ok(());
+        }
+        with_session_even_streaming(&self.session, |e| e, |e| e, |session| self.read(session, max, rows))
+    }
+
+    /// Reports, once, that later results were dropped.
+    fn report_dropped(&self) -> Result<(), Error> {
+        match self.dropped.take() {
+            0 => Ok(()),
+            dropped => Err(Error::Invalid(format!(
+                "query-stream takes one statement: {dropped} more result set(s) were read and dropped"
+            ))),
+        }
+    }
+}
+
+impl Drop for MysqlRowStream {
+    fn drop(&mut self) {
+        let _ = self.read_on_session(None, &mut Vec::new());
+    }
+}
+
+impl GuestRowStream for MysqlRowStream {
+    fn columns(&self) -> Vec<ColumnInfo> {
+        self.columns.clone()
+    }
+
+    fn next_batch(&self, max: u32) -> Result<Vec<Vec<Value>>, Error> {
+        if max == 0 {
+            return Err(Error::Invalid("next-batch needs max of at least 1".into()));
+        }
+        let mut rows = Vec::with_capacity(max.min(4096) as usize);
+        self.read_on_session(Some(max as usize), &mut rows)?;
+        // Rows first; the end (and any complaint) on the call that finds none.
+        if rows.is_empty() {
+            self.report_dropped()?;
+        }
+        Ok(rows)
+    }
+
+    fn close(&self) -> Result<(), Error> {
+        self.read_on_session(None, &mut Vec::new())?;
+        self.report_dropped()
+    }
+}
