@@ -1,4 +1,5 @@
-//! The guest against the live MariaDB: values, both auth plugins, multi-results, errors.
+//! The guest against the live MariaDB: values, the auth plugins it hosts (native, ed25519, and
+//! mysql_clear_password through PAM), multi-results, errors.
 
 use leashed::bindings::{MysqlError, Value};
 use leashed_tests::{Account, assert_all_released_and_closed, instance_for, options, url};
@@ -50,6 +51,28 @@ async fn ed25519_user_gets_exact_values() {
 
 /// The ed25519 account logs in as itself; it is IDENTIFIED VIA ed25519 only, so the login
 /// went through client_ed25519.
+/// mysql_clear_password against the live server (a PAM account, checked by pam_exec): the
+/// password goes in clear only inside TLS. Without TLS the client refuses before sending it;
+/// a wrong password is the server's 1045.
+#[tokio::test]
+async fn clear_password_account_logs_in_over_tls_only() {
+    let url = url(Account::Clear);
+    let mut instance = instance_for(&url).await;
+    let conn = instance.open(&options(&url)).await.unwrap().expect("login over TLS (preferred)");
+    assert!(instance.uses_tls(conn).await.unwrap());
+    let sets = instance.query(conn, "SELECT CURRENT_USER()").await.unwrap().unwrap();
+    assert_eq!(sets[0].rows[0][0], Value::Text("leashed_clear@%".into()));
+    instance.close(conn).await.unwrap().unwrap();
+
+    let plain = leashed::bindings::ConnectOptions { tls_mode: leashed::bindings::TlsMode::Disabled, ..options(&url) };
+    let refused = instance.open(&plain).await.unwrap().unwrap_err();
+    assert!(matches!(&refused, MysqlError::Auth(e) if e.code == 2059), "{refused:?}");
+    let wrong = leashed::bindings::ConnectOptions { password: Some("wrong".into()), ..options(&url) };
+    let denied = instance.open(&wrong).await.unwrap().unwrap_err();
+    assert!(matches!(&denied, MysqlError::Auth(e) if e.code == 1045), "{denied:?}");
+    assert_all_released_and_closed(&instance);
+}
+
 #[tokio::test]
 async fn login_uses_the_accounts_plugin() {
     let url = url(Account::Ed25519);

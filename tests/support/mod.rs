@@ -26,6 +26,8 @@ pub enum Account {
     Native,
     /// `leashed_ed25519`, authenticated by client_ed25519.
     Ed25519,
+    /// `leashed_clear`, authenticated by PAM through mysql_clear_password.
+    Clear,
 }
 
 /// The private MariaDB's URL for an account.
@@ -33,6 +35,7 @@ pub fn url(account: Account) -> MysqlUrl {
     let var = match account {
         Account::Native => "LEASHED_TEST_NATIVE_URL",
         Account::Ed25519 => "LEASHED_TEST_ED25519_URL",
+        Account::Clear => "LEASHED_TEST_CLEAR_URL",
     };
     let text = std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: run the tests with scripts/test (it starts the private MariaDB), or `eval \"$(scripts/mariadb env)\"` after `scripts/mariadb start`")
