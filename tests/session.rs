@@ -117,6 +117,35 @@ async fn connection_operations() {
     assert_all_released_and_closed(&instance);
 }
 
+/// With files registered, LOAD DATA LOCAL INFILE loads them by name; a name not registered loads
+/// nothing and fails with `invalid`, leaving the connection usable.
+#[tokio::test]
+async fn local_infile_sends_registered_files_only() {
+    let url = url(Account::Native);
+    let mut instance = instance_for(&url).await;
+    let csv =
+        leashed::bindings::LocalFile { name: "people.csv".into(), contents: b"1,ada\n2,grace\n3,edsger\n".to_vec() };
+    let conn =
+        instance.open(&ConnectOptions { local_infile: vec![csv], ..options(&url) }).await.unwrap().expect("open");
+    instance.query(conn, "CREATE OR REPLACE TABLE people (id INT, name TEXT)").await.unwrap().unwrap();
+    let load = "LOAD DATA LOCAL INFILE 'people.csv' INTO TABLE people FIELDS TERMINATED BY ','";
+    let loaded = instance.query(conn, load).await.unwrap().expect("load");
+    assert_eq!(loaded[0].affected_rows, 3);
+    let sets = instance.query(conn, "SELECT name FROM people ORDER BY id").await.unwrap().unwrap();
+    let names: Vec<String> = sets[0].rows.iter().map(|r| text(&r[0])).collect();
+    assert_eq!(names, ["ada", "grace", "edsger"]);
+
+    let unknown = instance.query(conn, "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE people").await.unwrap();
+    let failure = unknown.unwrap_err();
+    assert!(matches!(&failure.error, MysqlError::Invalid(m) if m.contains("'/etc/passwd'")), "{failure:?}");
+    assert_eq!(failure.completed[0].affected_rows, 0, "nothing was loaded");
+    let sets = instance.query(conn, "SELECT COUNT(*) FROM people").await.unwrap().expect("usable");
+    assert_eq!(sets[0].rows[0][0], Value::Int(3));
+    instance.query(conn, "DROP TABLE people").await.unwrap().unwrap();
+    instance.close(conn).await.unwrap().unwrap();
+    assert_all_released_and_closed(&instance);
+}
+
 /// change-user logs in as another account (ed25519 here, through an auth switch); a refused
 /// change-user is an auth error and closes the connection.
 #[tokio::test]

@@ -8,7 +8,7 @@
 
 use crate::bindings::exports::leashed::mysql::connection::{self, GuestConnection, GuestStatement};
 use crate::bindings::exports::leashed::mysql::types::{
-    Column as ColumnInfo, ConnectOptions, Error, QueryError, ResultSet, TlsMode, Value, Warning,
+    Column as ColumnInfo, ConnectOptions, Error, LocalFile, QueryError, ResultSet, TlsMode, Value, Warning,
 };
 use crate::bindings::leashed::net::tcp::{ConnectOptions as NetOptions, TlsOptions, TlsVerify};
 use crate::link::Link;
@@ -43,6 +43,8 @@ pub(crate) struct Session {
     policy: AuthPolicy,
     /// A row stream is reading a result: no other command may be sent until it is done.
     pub(crate) streaming: bool,
+    /// What LOAD DATA LOCAL INFILE may send.
+    local_files: Vec<LocalFile>,
 }
 
 impl Session {
@@ -56,6 +58,26 @@ impl Session {
         }
         parse_ok::<CommonOkPacket>(&packet, self.server.capabilities)?;
         Ok(())
+    }
+
+    /// Answers a LOCAL INFILE request: the file's contents in packets, then an empty packet.
+    /// A file not in the options is sent as empty (nothing is loaded) and reported as `invalid`
+    /// once the server has answered.
+    pub(crate) fn send_local_file(&mut self, name: &str) -> Result<Option<Error>, Error> {
+        /// Packets of file data stay well under any max_allowed_packet.
+        const CHUNK: usize = 64 * 1024;
+        let file = self.local_files.iter().find(|f| f.name == name);
+        if let Some(file) = file {
+            for chunk in file.contents.chunks(CHUNK) {
+                self.link.send(chunk)?;
+            }
+        }
+        self.link.send(&[])?;
+        Ok(file.is_none().then(|| {
+            Error::Invalid(format!(
+                "LOAD DATA LOCAL INFILE asked for '{name}', which is not among the local-infile files"
+            ))
+        }))
     }
 
     /// Runs SQL with the text protocol and returns all its result sets.
@@ -118,10 +140,17 @@ pub(crate) fn with_session_even_streaming<T, E>(
 
 /// Reads a query-shaped response (COM_QUERY or COM_STMT_EXECUTE) to its end.
 fn read_results(session: &mut Session, mut response: QueryResponse) -> Result<Vec<ResultSet>, QueryError> {
+    let fail = |error| QueryError { completed: Vec::new(), error };
+    let mut refused_file = None;
     loop {
-        let packet = session.link.recv().map_err(|error| QueryError { completed: Vec::new(), error })?;
-        if let QueryStep::Done(sets) = response.step(&packet)? {
-            return Ok(sets);
+        let packet = session.link.recv().map_err(fail)?;
+        match response.step(&packet)? {
+            QueryStep::Done(sets) => match refused_file {
+                Some(error) => return Err(QueryError { completed: sets, error }),
+                None => return Ok(sets),
+            },
+            QueryStep::SendFile(name) => refused_file = session.send_local_file(&name).map_err(fail)?,
+            QueryStep::NeedPacket | QueryStep::Columns | QueryStep::Row(_) => {}
         }
     }
 }
@@ -172,6 +201,7 @@ impl GuestConnection for MysqlConnection {
             database: options.database.as_deref(),
         };
         let policy = AuthPolicy {
+            local_infile: !options.local_infile.is_empty(),
             tls: options.tls_mode,
             server_key_pem: options.server_public_key_pem.as_ref().map(|pem| pem.as_bytes().to_vec()),
             allow_cleartext: options.allow_cleartext_password,
@@ -193,7 +223,7 @@ impl GuestConnection for MysqlConnection {
                 return Err(error);
             }
         };
-        let mut session = Session { link, server, policy, streaming: false };
+        let mut session = Session { link, server, policy, streaming: false, local_files: options.local_infile };
         if let Some(sql) = &setup
             && let Err(failure) = session.run(sql)
         {

@@ -37,6 +37,7 @@ impl MysqlRowStream {
             dropped: Cell::new(0),
         };
         let mut response = Some(response);
+        let mut refused_file = None;
         session.link.begin_command();
         session.link.send(&crate::proto::command::com_query(sql))?;
         loop {
@@ -58,11 +59,18 @@ impl MysqlRowStream {
                     response = None;
                     break;
                 }
+                // Reported once the server has answered, so nothing is left on the wire.
+                QueryStep::SendFile(name) => refused_file = session.send_local_file(&name)?,
                 QueryStep::NeedPacket | QueryStep::Row(_) => {}
             }
         }
         session.streaming = response.is_some();
         *stream.response.borrow_mut() = response;
+        if let Some(refused) = refused_file {
+            // Leave nothing on the wire: read and drop whatever the later statements sent.
+            stream.read(session, None, &mut Vec::new())?;
+            return Err(refused);
+        }
         Ok(stream)
     }
 
@@ -90,7 +98,10 @@ impl MysqlRowStream {
                     self.dropped.set(sets.len().saturating_sub(1));
                     return Ok(());
                 }
-                // Rows being drained or dropped.
+                // Rows being drained or dropped; a later statement's LOCAL INFILE.
+                QueryStep::SendFile(name) => {
+                    session.send_local_file(&name)?;
+                }
                 QueryStep::Row(_) | QueryStep::NeedPacket => {}
             }
         }

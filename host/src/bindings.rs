@@ -37,6 +37,6 @@ wasmtime::component::bindgen!({
 
 pub use self::leashed::net::tcp::ErrorCode;
 pub use exports::leashed::mysql::types::{
-    Column, ConnectOptions, Date, Datetime, Error as MysqlError, QueryError, ResultSet, ServerError, Time, TlsMode,
-    Value, Warning,
+    Column, ConnectOptions, Date, Datetime, Error as MysqlError, LocalFile, QueryError, ResultSet, ServerError, Time,
+    TlsMode, Value, Warning,
 };

@@ -165,6 +165,11 @@ struct QueryArgs {
     #[arg(long, value_name = "BYTES")]
     max_allowed_packet: Option<u32>,
 
+    /// Let `LOAD DATA LOCAL INFILE 'NAME'` send the file at PATH. Repeatable. Without it, LOCAL
+    /// INFILE is off and the server refuses such statements.
+    #[arg(long, value_name = "NAME=PATH")]
+    local_infile: Vec<String>,
+
     /// Run the SQL as a server-side prepared statement (binary protocol), with `?` placeholders
     /// bound to the --param values in order.
     #[arg(long)]
@@ -290,8 +295,16 @@ fn connect_options(url: &MysqlUrl, args: &QueryArgs) -> Result<ConnectOptions, S
         sql_mode: args.sql_mode.clone(),
         init_command: args.init_command.clone(),
         max_allowed_packet: args.max_allowed_packet,
+        local_infile: args.local_infile.iter().map(|spec| local_file(spec)).collect::<Result<_, _>>()?,
         ..url.connect_options()
     })
+}
+
+/// `NAME=PATH` for --local-infile: the file at PATH, offered under NAME.
+fn local_file(spec: &str) -> Result<leashed::bindings::LocalFile, String> {
+    let (name, path) = spec.split_once('=').ok_or_else(|| format!("--local-infile {spec}: expected NAME=PATH"))?;
+    let contents = std::fs::read(path).map_err(|e| format!("--local-infile {spec}: cannot read {path}: {e}"))?;
+    Ok(leashed::bindings::LocalFile { name: name.to_string(), contents })
 }
 
 /// The SQL to run, and its parameters when it runs as a prepared statement.

@@ -73,6 +73,7 @@ impl MysqlUrl {
             sql_mode: None,
             init_command: None,
             max_allowed_packet: None,
+            local_infile: Vec::new(),
         }
     }
 

@@ -53,9 +53,11 @@ pub struct Credentials<'a> {
     pub database: Option<&'a str>,
 }
 
-/// How the login may authenticate.
+/// How the login may negotiate and authenticate.
 #[derive(Debug, Clone)]
 pub struct AuthPolicy {
+    /// Offer LOCAL INFILE (CLIENT_LOCAL_FILES).
+    pub local_infile: bool,
     pub tls: TlsMode,
     /// The server's RSA public key (PEM) to encrypt a full password with, instead of asking.
     pub server_key_pem: Option<Vec<u8>>,
@@ -151,6 +153,9 @@ impl Login {
         let mut caps = wanted_capabilities() & server_caps;
         if tls {
             caps |= CapabilityFlags::CLIENT_SSL;
+        }
+        if policy.local_infile {
+            caps |= CapabilityFlags::CLIENT_LOCAL_FILES & server_caps;
         }
         let password = creds.password.unwrap_or("").as_bytes().to_vec();
         let nonce = hello.nonce();

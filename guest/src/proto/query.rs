@@ -12,7 +12,8 @@ use crate::bindings::exports::leashed::mysql::types::{Column as ColumnInfo, Erro
 use mysql_common::constants::{CapabilityFlags, MAX_PAYLOAD_LEN, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
-    Column, CommonOkPacket, OkPacket, OkPacketDeserializer, OkPacketKind, OldEofPacket, ResultSetTerminator,
+    Column, CommonOkPacket, LocalInfilePacket, OkPacket, OkPacketDeserializer, OkPacketKind, OldEofPacket,
+    ResultSetTerminator,
 };
 
 /// Where the reader stands within the current result.
@@ -36,6 +37,9 @@ pub enum QueryStep {
     Columns,
     /// Streaming only: one row of the current result.
     Row(Vec<Value>),
+    /// The server asks for this LOCAL INFILE file: send its contents and an empty packet, then
+    /// go on feeding packets.
+    SendFile(String),
     /// The response is complete (when streaming, the result sets carry no rows).
     Done(Vec<ResultSet>),
 }
@@ -123,8 +127,14 @@ impl QueryResponse {
                     let ok = parse_ok::<CommonOkPacket>(packet, self.caps)?;
                     Ok(self.finish_result(&ok))
                 }
+                LOCAL_INFILE_HEADER if self.caps.contains(CapabilityFlags::CLIENT_LOCAL_FILES) => {
+                    let request: LocalInfilePacket<'_> = ParseBuf(packet)
+                        .parse(())
+                        .map_err(|e| protocol(format!("malformed LOCAL INFILE request: {e}")))?;
+                    Ok(QueryStep::SendFile(request.file_name_str().into_owned()))
+                }
                 LOCAL_INFILE_HEADER => {
-                    Err(protocol("the server asked for LOCAL INFILE, which this client never enables"))
+                    Err(protocol("the server asked for LOCAL INFILE, which this connection did not enable"))
                 }
                 _ => {
                     let count = ParseBuf(packet)
@@ -273,11 +283,16 @@ mod tests {
         assert!(sets[0].columns.is_empty());
     }
 
-    /// A LOCAL INFILE request is refused as a protocol error (the capability is never sent).
+    /// A LOCAL INFILE request is a protocol error unless the capability was negotiated; then
+    /// it asks the shell for the file, and the server's OK after the file ends the response.
     #[test]
-    fn local_infile_request_is_a_protocol_error() {
+    fn local_infile_request_needs_the_capability() {
         let mut reader = QueryResponse::new(caps());
         let err = reader.step(b"\xfb/etc/passwd").unwrap_err();
         assert!(matches!(err.error, Error::Protocol(_)));
+        let mut reader = QueryResponse::new(caps() | CapabilityFlags::CLIENT_LOCAL_FILES);
+        assert!(matches!(reader.step(b"\xfbdata.csv").unwrap(), QueryStep::SendFile(ref name) if name == "data.csv"));
+        let QueryStep::Done(sets) = reader.step(b"\x00\x03\x00\x02\x00\x00\x00").unwrap() else { panic!() };
+        assert_eq!(sets[0].affected_rows, 3);
     }
 }
