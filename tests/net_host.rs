@@ -248,3 +248,21 @@ async fn a_long_lived_store_forgets_what_was_given_back_but_never_a_leak() {
     let leaky_report = state.audit.call_report(leaky);
     assert!(leaky_report.to_text().contains("leaked lent handles in call #1 `leaky()`"), "{}", leaky_report.to_text());
 }
+
+/// The host's write timeout applies even when the guest asks for none: a peer that never reads
+/// lets the kernel's buffers fill, and the write fails with `timed-out` instead of hanging.
+#[tokio::test]
+async fn write_timeout_is_enforced() {
+    let (listener, mut state, port) = listener_and_state().await;
+    state.policy.write_timeout = Some(Duration::from_millis(300));
+    let conn = state.lend_connection("127.0.0.1".into(), port, opts(), vec![]).await.unwrap();
+    let (_silent_peer, _) = listener.accept().await.unwrap();
+    let writer = state.lend_writer(&wasmtime::component::Resource::new_borrow(conn.rep()), vec![]).unwrap();
+    let w = wasmtime::component::Resource::<leashed::net::socket::LentWriter>::new_borrow(writer.rep());
+    let started = std::time::Instant::now();
+    let result = state.write(&w, &vec![0u8; 64 << 20], vec![]).await;
+    assert_eq!(code(result), ErrorCode::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(10), "the 300 ms limit was not applied");
+    state.drop_stream(writer, vec![]).unwrap();
+    state.drop_connection(conn, vec![]).unwrap();
+}
