@@ -120,13 +120,14 @@ impl AuditedInstance {
         let audit = self.store.data().audit.clone();
         let report = audit.store_report();
         drop(self.store);
+        let open_inodes = os_fds::open_socket_inodes();
         let still_open = audit
             .records()
             .iter()
             .filter(|r| r.kind == HandleKind::Connection)
             .filter_map(|r| {
                 let (fd, inode) = (r.fd?, r.socket_inode?);
-                os_fds::socket_is_open(fd, inode).then_some(OsMismatch {
+                open_inodes.contains(&inode).then_some(OsMismatch {
                     connection: r.id.0,
                     fd,
                     socket_inode: inode,

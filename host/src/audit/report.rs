@@ -131,17 +131,19 @@ impl Audit {
             }
         }
         leaks.sort_by_key(|l| l.connection.id);
+        // One look at /proc/self/fd serves every check in the report.
+        let open_inodes = os_fds::open_socket_inodes();
         let socket_open = leaks
             .iter()
             .flat_map(|l| std::iter::once(&l.connection).chain(&l.streams))
-            .filter_map(|r| Some((r.id, os_fds::socket_is_open(r.fd?, r.socket_inode?))))
+            .filter_map(|r| Some((r.id, open_inodes.contains(&r.socket_inode?))))
             .collect();
         LeakReport {
             socket_open,
             scope,
             leaks,
             events: self.events().into_iter().filter(|e| event_in_scope(e)).collect(),
-            os_mismatches: os_mismatches(&records),
+            os_mismatches: os_mismatches(&records, &open_inodes),
             lent,
             generated: Instant::now(),
             forgotten: self.forgotten(),
@@ -161,8 +163,7 @@ fn event_call(event: &Event) -> Option<CallId> {
 /// Compares, for every connection, whether its socket should be open (some handle of it is
 /// alive and it was not reclaimed) with what /proc/self/fd says. A socket counts as open if any
 /// fd of this process still refers to it, so a stray duplicate of a released socket is caught.
-fn os_mismatches(records: &[HandleRecord]) -> Vec<OsMismatch> {
-    let open_inodes = os_fds::open_socket_inodes();
+fn os_mismatches(records: &[HandleRecord], open_inodes: &[u64]) -> Vec<OsMismatch> {
     records
         .iter()
         .filter(|r| r.kind == HandleKind::Connection)

@@ -97,11 +97,6 @@ impl Socket {
         self.reclaimed.load(Ordering::Acquire)
     }
 
-    /// Whether the connection runs over TLS.
-    pub fn uses_tls(&self) -> bool {
-        matches!(*self.slot(), Some(Transport::Tls(_)))
-    }
-
     /// Upgrades the socket to TLS in place. On a failed handshake the socket is closed, since
     /// the stream is in an unknown state.
     pub async fn start_tls(&self, options: &TlsOptions, limit: Option<Duration>) -> Result<(), ErrorCode> {
