@@ -14,13 +14,14 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// What varies from run to run, masked in the snapshots.
-const MASKS: [(&str, &str); 6] = [
+const MASKS: [(&str, &str); 7] = [
     (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
     (r#""127\.0\.0\.1", \d+"#, r#""127.0.0.1", [PORT]"#),
     (r"fd \d+", "fd [FD]"),
     (r"socket:\[\d+\]", "socket:[INODE]"),
     (r"age \d+ ms", "age [N] ms"),
     (r"\d+ ms ago", "[N] ms ago"),
+    (r"\d+\.\d s later", "[N] s later"),
 ];
 
 /// Runs the fixture's calls under `close` and renders everything the audit said.

@@ -11,7 +11,9 @@
 //! past a cap. Leaks, trapped calls and anything still open are always kept.
 
 pub mod report;
+pub mod report_json;
 pub mod site;
+pub mod suppress;
 
 use crate::net::socket::Socket;
 use crate::os_fds;
@@ -19,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Identifies one lent handle for the life of its store. Resource-table slots are reused; these
 /// ids never are.
@@ -175,6 +177,8 @@ pub struct CallRecord {
     pub not_dropped: usize,
     /// Events recorded during the call.
     pub events: usize,
+    /// When it returned (or trapped).
+    pub ended: Option<Instant>,
 }
 
 /// Something the audit saw that is not a leak.
@@ -193,6 +197,19 @@ pub enum Event {
         connection: HandleId,
         use_site: Vec<String>,
         reclaim_site: Vec<String>,
+    },
+    /// A handle a finished call leaked, dropped by the guest in a later call (as HikariCP reports
+    /// a connection returned after its leak was reported). Not a fault by itself: the leak was
+    /// already reported with the call that leaked it.
+    LateRelease {
+        handle: HandleId,
+        kind: HandleKind,
+        /// The call that lent it and returned without dropping it.
+        leaked_in: CallId,
+        /// The call in which the guest dropped it.
+        call: Option<CallId>,
+        /// From the end of the leaking call to the drop.
+        after: Duration,
     },
     /// A host bug: a handle released a second time. The first site is the guest's backtrace
     /// when it dropped the handle (empty if the host released it); the second is the host's own
@@ -221,11 +238,29 @@ pub struct Summary {
     pub lent: usize,
     pub released: usize,
     pub open: usize,
+    /// Of the released, those the host released because the guest never dropped them (at
+    /// teardown, or after a trap).
+    pub reclaimed: usize,
+    /// Whether a call trapped (then the guest could not drop anything it still held).
+    pub trapped: bool,
 }
 
 impl fmt::Display for Summary {
+    /// `audit: 3 handles lent, 3 released, 0 open`; when the host had to release some:
+    /// `audit: 3 handles lent, 0 released by the guest, 3 reclaimed after the trap, 0 open`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "audit: {} handles lent, {} released, {} open", self.lent, self.released, self.open)
+        if self.reclaimed == 0 {
+            return write!(f, "audit: {} handles lent, {} released, {} open", self.lent, self.released, self.open);
+        }
+        let when = if self.trapped { "after the trap" } else { "by the host at teardown" };
+        write!(
+            f,
+            "audit: {} handles lent, {} released by the guest, {} reclaimed {when}, {} open",
+            self.lent,
+            self.released - self.reclaimed,
+            self.reclaimed,
+            self.open
+        )
     }
 }
 
@@ -414,7 +449,7 @@ impl Audit {
         registry.started_calls += 1;
         let id = CallId(registry.started_calls);
         let record =
-            CallRecord { id, name: name.into(), trapped: false, finished: false, lent: 0, not_dropped: 0, events: 0 };
+            CallRecord { id, name: name.into(), trapped: false, finished: false, lent: 0, not_dropped: 0, events: 0, ended: None };
         registry.calls.insert(id, record);
         registry.current_call = Some(id);
         id
@@ -428,6 +463,7 @@ impl Audit {
         if let Some(call) = registry.calls.get_mut(&id) {
             call.finished = true;
             call.trapped = trapped;
+            call.ended = Some(Instant::now());
             clean = !trapped && call.not_dropped == 0 && call.events == 0;
         }
         registry.trapped |= trapped;
@@ -487,8 +523,15 @@ impl Audit {
                     registry.open_connections -= 1;
                 }
                 if cause == Release::GuestDropped {
-                    if let Some(call) = created_in.and_then(|c| registry.calls.get_mut(&c)) {
-                        call.not_dropped = call.not_dropped.saturating_sub(1);
+                    let mut leaked_by = None;
+                    if let Some(created) = created_in.and_then(|c| registry.calls.get_mut(&c)) {
+                        created.not_dropped = created.not_dropped.saturating_sub(1);
+                        if created.finished && Some(created.id) != call {
+                            leaked_by = created.ended.map(|ended| (created.id, ended.elapsed()));
+                        }
+                    }
+                    if let Some((leaked_in, after)) = leaked_by {
+                        registry.push_event(Event::LateRelease { handle: id, kind, leaked_in, call, after });
                     }
                     registry.retire_if_given_back(id);
                 }
@@ -552,7 +595,9 @@ impl Audit {
     pub fn summary(&self) -> Summary {
         let registry = self.registry();
         let (lent, released) = (registry.lent as usize, registry.releases as usize);
-        Summary { lent, released, open: lent - released }
+        let reclaimed =
+            registry.records.values().filter(|r| r.released.is_some_and(|c| c != Release::GuestDropped)).count();
+        Summary { lent, released, open: lent - released, reclaimed, trapped: registry.trapped }
     }
 }
 

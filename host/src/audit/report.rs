@@ -6,6 +6,7 @@
 //! a connection heads its group (a direct leak, or "dropped, but its streams keep it"), with its
 //! undropped streams under it.
 
+use super::suppress::Suppressions;
 use super::{Audit, CallId, CallRecord, Event, Forgotten, HandleId, HandleKind, HandleRecord, Release};
 use crate::os_fds;
 use serde::Serialize;
@@ -54,6 +55,8 @@ pub struct LeakReport {
     pub socket_open: Vec<(HandleId, bool)>,
     /// What the store no longer keeps, only counts (store-wide, in every scope).
     pub forgotten: Forgotten,
+    /// Leaks a suppression matched, with the pattern: shown and counted, but not failing.
+    pub suppressed: Vec<(LeakedConnection, String)>,
 }
 
 impl LeakReport {
@@ -63,6 +66,32 @@ impl LeakReport {
             .iter()
             .map(|l| l.streams.len() + usize::from(l.connection.released != Some(Release::GuestDropped)))
             .sum()
+    }
+
+    /// Handles of suppressed leaks.
+    pub fn suppressed_handles(&self) -> usize {
+        self.suppressed
+            .iter()
+            .map(|(l, _)| l.streams.len() + usize::from(l.connection.released != Some(Release::GuestDropped)))
+            .sum()
+    }
+
+    /// Moves the leaks a pattern of `suppressions` matches (on the creation site of the
+    /// connection or of any of its leaked streams) to [`LeakReport::suppressed`].
+    pub fn suppress(&mut self, suppressions: &Suppressions) {
+        if suppressions.is_empty() {
+            return;
+        }
+        let (mut kept, mut suppressed) = (Vec::new(), Vec::new());
+        for leak in std::mem::take(&mut self.leaks) {
+            let sites = std::iter::once(&leak.connection).chain(&leak.streams).map(|r| r.site.as_slice());
+            match suppressions.matching(sites.collect::<Vec<_>>()) {
+                Some(pattern) => suppressed.push((leak.clone(), pattern.to_string())),
+                None => kept.push(leak),
+            }
+        }
+        self.leaks = kept;
+        self.suppressed.extend(suppressed);
     }
 
     /// True when nothing leaked and the audit found nothing wrong.
@@ -97,6 +126,26 @@ impl Audit {
             }
         };
         self.report(scope, lent, |r| r.created_in_call == Some(call), |e| event_call(e) == Some(call))
+    }
+
+    /// The sockets of this store's connections that the OS still holds open: after the store
+    /// was dropped, each one is a host bug.
+    pub fn sockets_still_open(&self) -> Vec<OsMismatch> {
+        let open_inodes = os_fds::open_socket_inodes();
+        self.records()
+            .iter()
+            .filter(|r| r.kind == HandleKind::Connection)
+            .filter_map(|r| {
+                let (fd, inode) = (r.fd?, r.socket_inode?);
+                open_inodes.contains(&inode).then_some(OsMismatch {
+                    connection: r.id.0,
+                    fd,
+                    socket_inode: inode,
+                    expected_open: false,
+                    actually_open: true,
+                })
+            })
+            .collect()
     }
 
     /// Everything the store lent that the guest had not dropped.
@@ -147,6 +196,7 @@ impl Audit {
             lent,
             generated: Instant::now(),
             forgotten: self.forgotten(),
+            suppressed: Vec::new(),
         }
     }
 }
@@ -156,6 +206,7 @@ fn event_call(event: &Event) -> Option<CallId> {
         Event::Denied { call, .. }
         | Event::LimitReached { call, .. }
         | Event::LateUse { call, .. }
+        | Event::LateRelease { call, .. }
         | Event::DoubleRelease { call, .. } => *call,
     }
 }
@@ -206,11 +257,25 @@ impl LeakReport {
                 super::KEPT_EVENTS
             ));
         }
+        let suppressed: Vec<String> = self
+            .suppressed
+            .iter()
+            .map(|(leak, pattern)| {
+                let streams: Vec<String> = leak.streams.iter().map(|s| format!("{} {}", s.kind, s.id)).collect();
+                let site = super::site::one_line(&leak.connection.site).unwrap_or("(no backtrace)");
+                format!(
+                    "suppressed leak (matches `{pattern}`): connection {}{}{} created at {site}\n",
+                    leak.connection.id,
+                    if streams.is_empty() { "" } else { " with " },
+                    streams.join(", ")
+                )
+            })
+            .collect();
         if self.is_clean() {
-            let _ =
-                writeln!(out, "==leashed== no leaks in {scope}: {} handles lent, all dropped by the guest", self.lent);
-            for note in notes {
-                let _ = write!(out, "    note: {note}");
+            let all = if self.suppressed.is_empty() { "all dropped by the guest" } else { "none leaked unsuppressed" };
+            let _ = writeln!(out, "==leashed== no leaks in {scope}: {} handles lent, {all}", self.lent);
+            for line in suppressed.iter().chain(&notes) {
+                let _ = write!(out, "    note: {line}");
             }
             return out;
         }
@@ -246,7 +311,7 @@ impl LeakReport {
             out.push('\n');
             out.push_str(&event_text(event));
         }
-        for note in notes {
+        for note in suppressed.iter().chain(&notes) {
             let _ = write!(out, "\nnote: {note}");
         }
         for m in &self.os_mismatches {
@@ -274,7 +339,7 @@ impl LeakReport {
 
 impl LeakReport {
     /// The OS's view of a reported handle's socket when the report was made.
-    fn was_open(&self, id: HandleId) -> Option<bool> {
+    pub(super) fn was_open(&self, id: HandleId) -> Option<bool> {
         self.socket_open.iter().find(|(h, _)| *h == id).map(|(_, open)| *open)
     }
 }
@@ -315,7 +380,7 @@ fn write_site(out: &mut String, label: &str, site: &[String], indent: &str) {
         return;
     }
     let _ = writeln!(out, "{indent}{label}:");
-    for (i, frame) in site.iter().enumerate() {
+    for (i, frame) in super::site::condensed(site).iter().enumerate() {
         let _ = writeln!(out, "{indent}  #{i} {frame}");
     }
 }
@@ -349,151 +414,14 @@ fn event_text(event: &Event) -> String {
         Event::LimitReached { what, limit, .. } => {
             let _ = writeln!(out, "Limit reached: {what} (limit {limit})");
         }
-    }
-    out
-}
-
-// ---- JSON ------------------------------------------------------------------------------------
-
-/// The JSON form of a report (schema in the README, "Audit report JSON").
-#[derive(Serialize)]
-pub struct ReportJson {
-    pub scope: Scope,
-    pub clean: bool,
-    pub lent: usize,
-    pub leaked: usize,
-    pub leaks: Vec<LeakJson>,
-    pub events: Vec<EventJson>,
-    pub os_mismatches: Vec<OsMismatch>,
-    pub forgotten: Forgotten,
-}
-
-#[derive(Serialize)]
-pub struct LeakJson {
-    pub connection: HandleJson,
-    pub streams: Vec<HandleJson>,
-}
-
-#[derive(Serialize)]
-pub struct HandleJson {
-    pub id: u64,
-    pub kind: String,
-    pub parent: Option<u64>,
-    pub peer: String,
-    pub fd: Option<i32>,
-    pub socket_inode: Option<u64>,
-    pub socket_open: Option<bool>,
-    pub created_in_call: Option<u64>,
-    pub age_ms: u128,
-    pub site: Vec<String>,
-    pub ops: u64,
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-    pub last_op: Option<&'static str>,
-    pub released: Option<String>,
-    /// The guest's backtrace when it dropped the handle (only for `guest-dropped`).
-    pub released_site: Vec<String>,
-    pub socket_reclaimed: bool,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum EventJson {
-    Denied {
-        host: String,
-        port: u16,
-        call: Option<u64>,
-    },
-    LimitReached {
-        what: &'static str,
-        limit: usize,
-        call: Option<u64>,
-    },
-    LateUse {
-        handle: u64,
-        op: &'static str,
-        connection: u64,
-        call: Option<u64>,
-        use_site: Vec<String>,
-        reclaim_site: Vec<String>,
-    },
-    DoubleRelease {
-        handle: u64,
-        first: String,
-        second: String,
-        call: Option<u64>,
-        first_site: Vec<String>,
-        second_site: Vec<String>,
-    },
-}
-
-impl LeakReport {
-    pub fn to_json(&self) -> ReportJson {
-        let handle = |r: &HandleRecord| HandleJson {
-            id: r.id.0,
-            kind: r.kind.to_string(),
-            parent: r.parent.map(|p| p.0),
-            peer: r.peer.to_string(),
-            fd: r.fd,
-            socket_inode: r.socket_inode,
-            socket_open: self.was_open(r.id),
-            created_in_call: r.created_in_call.map(|c| c.0),
-            age_ms: self.generated.saturating_duration_since(r.created).as_millis(),
-            site: r.site.clone(),
-            ops: r.ops,
-            bytes_read: r.bytes_read,
-            bytes_written: r.bytes_written,
-            last_op: r.last_op.map(|o| o.op),
-            released: r.released.map(|x| x.to_string()),
-            released_site: r.released_site.clone(),
-            socket_reclaimed: r.socket_reclaimed,
-        };
-        let events = self
-            .events
-            .iter()
-            .map(|e| match e {
-                Event::Denied { host, port, call } => {
-                    EventJson::Denied { host: host.clone(), port: *port, call: call.map(|c| c.0) }
-                }
-                Event::LimitReached { what, limit, call } => {
-                    EventJson::LimitReached { what, limit: *limit, call: call.map(|c| c.0) }
-                }
-                Event::LateUse { handle, op, call, connection, use_site, reclaim_site } => EventJson::LateUse {
-                    handle: handle.0,
-                    op,
-                    connection: connection.0,
-                    call: call.map(|c| c.0),
-                    use_site: use_site.clone(),
-                    reclaim_site: reclaim_site.clone(),
-                },
-                Event::DoubleRelease { handle, first, second, call, first_site, second_site } => {
-                    EventJson::DoubleRelease {
-                        handle: handle.0,
-                        first: first.to_string(),
-                        second: second.to_string(),
-                        call: call.map(|c| c.0),
-                        first_site: first_site.clone(),
-                        second_site: second_site.clone(),
-                    }
-                }
-            })
-            .collect();
-        ReportJson {
-            scope: self.scope.clone(),
-            clean: self.is_clean(),
-            lent: self.lent,
-            leaked: self.leaked_handles(),
-            leaks: self
-                .leaks
-                .iter()
-                .map(|l| LeakJson {
-                    connection: handle(&l.connection),
-                    streams: l.streams.iter().map(handle).collect(),
-                })
-                .collect(),
-            events,
-            os_mismatches: self.os_mismatches.clone(),
-            forgotten: self.forgotten,
+        Event::LateRelease { handle, kind, leaked_in, call, after } => {
+            let _ = writeln!(
+                out,
+                "Late release: {kind} {handle}, leaked in call {leaked_in}, dropped by the guest{}, {:.1} s later",
+                in_call(call),
+                after.as_secs_f64()
+            );
         }
     }
+    out
 }

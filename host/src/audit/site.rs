@@ -43,3 +43,99 @@ pub fn capture_host() -> Vec<String> {
     let first = frames.iter().position(|f| f.contains("Audit::mark_released")).map_or(0, |i| i + 1);
     frames.into_iter().skip(first).take(HOST_FRAMES).collect()
 }
+
+/// A site as a person reads it: runs of interpreter frames (CPython, pyo3, componentize-py's
+/// runtime) folded into one line, e.g. `… 17 CPython interpreter frames …`. Reports and one-line
+/// sites use this; the JSON keeps every frame.
+pub fn condensed(site: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(site.len());
+    let mut run = 0;
+    for frame in site {
+        if is_interpreter(frame) {
+            run += 1;
+            continue;
+        }
+        if run > 0 {
+            out.push(interpreter_run(run));
+            run = 0;
+        }
+        out.push(frame.clone());
+    }
+    if run > 0 {
+        out.push(interpreter_run(run));
+    }
+    out
+}
+
+/// The frame to name a handle by in a one-line message: the innermost one that is neither
+/// binding glue (wit-bindgen, the component adapter) nor interpreter machinery.
+pub fn one_line(site: &[String]) -> Option<&str> {
+    site.iter().map(String::as_str).find(|f| !is_glue(f) && !is_interpreter(f)).or(site.first().map(String::as_str))
+}
+
+fn interpreter_run(frames: usize) -> String {
+    format!("… {frames} CPython interpreter frame{} …", if frames == 1 { "" } else { "s" })
+}
+
+/// CPython's C API and evaluation loop, pyo3's trampolines, componentize-py's runtime.
+fn is_interpreter(frame: &str) -> bool {
+    const PREFIXES: [&str; 11] = [
+        "_Py",
+        "Py",
+        "cfunction_",
+        "method_vectorcall",
+        "vectorcall_",
+        "slot_tp_",
+        "type_call",
+        "object_vacall",
+        "pyo3::",
+        "componentize_py_runtime::",
+        "<pyo3::",
+    ];
+    !frame.starts_with("Python") && PREFIXES.iter().any(|p| frame.starts_with(p))
+}
+
+/// Frames the bindings generate around every call across a component boundary.
+fn is_glue(frame: &str) -> bool {
+    frame.starts_with("wit_bindgen")
+        || frame.starts_with("<wit_bindgen")
+        || frame.starts_with("wasi_snapshot_preview1")
+        || frame.starts_with("cabi_")
+        || frame.contains("::_rt::")
+        || frame.contains("::_export_")
+        || frame.contains("wit-component:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Interpreter runs fold into one line each; other frames stay in order.
+    #[test]
+    fn interpreter_runs_fold_into_one_line() {
+        let site = frames(&[
+            "leashed_guest::link::Link::connect",
+            "_PyEval_EvalFrameDefault",
+            "PyObject_Vectorcall",
+            "cfunction_call",
+            "componentize_py_runtime::call_export",
+            "main",
+        ]);
+        assert_eq!(
+            condensed(&site),
+            frames(&["leashed_guest::link::Link::connect", "… 4 CPython interpreter frames …", "main"])
+        );
+    }
+
+    /// The one-line site skips binding glue and interpreter frames.
+    #[test]
+    fn one_line_sites_skip_glue() {
+        let site = frames(&["wit_bindgen::rt::run_ctors_once", "PyObject_Call", "items::handle"]);
+        assert_eq!(one_line(&site), Some("items::handle"));
+        assert_eq!(one_line(&frames(&["cabi_realloc"])), Some("cabi_realloc"));
+    }
+}

@@ -304,7 +304,7 @@ impl HostState {
     /// "reader #2 (created at f ← g)" for messages.
     fn describe(&self, kind: HandleKind, id: HandleId) -> String {
         let site = self.audit.record(id).map(|r| r.site).unwrap_or_default();
-        match site.first() {
+        match crate::audit::site::one_line(&site) {
             Some(frame) => format!("{kind} {id} (created at {frame})"),
             None => format!("{kind} {id}"),
         }
