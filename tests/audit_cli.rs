@@ -48,7 +48,13 @@ fn deny_leaks_exits_3_and_writes_the_json_report() {
     assert_eq!(text(&out.stdout), format!("{} -> ok(\"closed (or so it thinks)\")\n", run(peer)));
     assert!(stderr.contains("Direct leak: connection #1"), "{stderr}");
     assert!(stderr.contains("teardown: every socket is closed (checked against /proc/self/fd)"), "{stderr}");
-    assert!(stderr.ends_with("audit: 3 handles lent, 2 released, 1 open\n"), "{stderr}");
+    assert!(
+        stderr.ends_with(
+            "audit: 3 handles lent, 2 released by the guest, 1 reclaimed by the host at teardown, 0 open \
+             (their sockets are closed)\n"
+        ),
+        "{stderr}"
+    );
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     let _ = std::fs::remove_file(&json_path);
     let call = &json["calls"][0];
@@ -61,7 +67,7 @@ fn deny_leaks_exits_3_and_writes_the_json_report() {
     assert_eq!(call["report"]["leaks"][0]["streams"][0]["kind"], "reader");
     assert_eq!(call["report"]["leaks"][0]["streams"][0]["site"][0], "fixture_seed_bug::open_connection");
     assert_eq!(json["teardown"]["sockets_still_open"], serde_json::json!([]));
-    assert_eq!(json["summary"], serde_json::json!({"lent": 3, "released": 2, "open": 1}));
+    assert_eq!(json["summary"], serde_json::json!({"lent": 3, "released": 3, "open": 0, "reclaimed": 1}));
 }
 
 /// Leaks are reported but do not fail the run without --deny-leaks; a clean component passes
@@ -87,7 +93,38 @@ fn strict_trap_exits_1_naming_the_reader() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("trapped: resource has children: connection #1 (created at fixture_seed_bug::open_connection) was dropped while its reader #2"), "{stdout}");
-    assert!(text(&out.stderr).contains("skipped `poke()`: the instance trapped"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("skipped `poke()`: the instance trapped"), "{stderr}");
+}
+
+/// After a trap, the final line says what the host reclaimed after it and that those sockets
+/// are closed, instead of reading like a leak the host kept.
+#[test]
+fn after_a_trap_the_final_line_says_what_was_reclaimed() {
+    let peer = echo_peer::spawn_on_thread();
+    let out = audit(env!("LEASHED_FIXTURE_TRAP_MID_READ"), peer, &[], &[&run(peer)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.ends_with(
+            "audit: 2 handles lent, 0 released by the guest, 2 reclaimed after the trap, 0 open (their sockets are closed)\n"
+        ),
+        "{stderr}"
+    );
+}
+
+/// Acceptance 6 (issue 8): a leak the guest gives back in a later call is reported when that
+/// happens, naming the call that leaked it.
+#[test]
+fn a_leak_released_in_a_later_call_is_reported_then() {
+    let peer = echo_peer::spawn_on_thread();
+    let out = audit(env!("LEASHED_FIXTURE_HOLD_WRITER"), peer, &[], &[&run(peer), "poke()"]);
+    let stderr = text(&out.stderr);
+    let poke = stderr.split("no leaks in call #2 `poke()`").nth(1).expect("call #2's report");
+    let line = poke.lines().find(|l| l.contains("Late release: writer #3")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("leaked in call #1, dropped by the guest in call #2, "), "{line}");
+    assert!(line.ends_with(" s later"), "{line}");
+    assert!(poke.contains("Late release: connection #1, leaked in call #1"), "{stderr}");
 }
 
 /// Two calls on one instance: the first call's report names it; the second gives everything

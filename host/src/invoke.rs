@@ -4,9 +4,8 @@
 //! socket is closed.
 
 use crate::audit::report::{LeakReport, OsMismatch};
-use crate::audit::{Audit, CallId, HandleKind};
+use crate::audit::{Audit, CallId};
 use crate::component::ComponentSource;
-use crate::os_fds;
 use crate::policy::Policy;
 use crate::runtime::{engine, prepare};
 use crate::state::HostState;
@@ -120,22 +119,7 @@ impl AuditedInstance {
         let audit = self.store.data().audit.clone();
         let report = audit.store_report();
         drop(self.store);
-        let open_inodes = os_fds::open_socket_inodes();
-        let still_open = audit
-            .records()
-            .iter()
-            .filter(|r| r.kind == HandleKind::Connection)
-            .filter_map(|r| {
-                let (fd, inode) = (r.fd?, r.socket_inode?);
-                open_inodes.contains(&inode).then_some(OsMismatch {
-                    connection: r.id.0,
-                    fd,
-                    socket_inode: inode,
-                    expected_open: false,
-                    actually_open: true,
-                })
-            })
-            .collect();
+        let still_open = audit.sockets_still_open();
         Teardown { report, still_open, audit }
     }
 }

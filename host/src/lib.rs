@@ -14,22 +14,28 @@
 //! - [`invoke`]: any component that imports leashed:net, its exports called by name under audit.
 //! - [`render`]: result sets as a mysql-style table or as JSON.
 //! - [`mysql_url`]: `mysql://` URLs to connect options; [`param`]: `--param` values.
+//! - [`compose`]: plugging the MySQL guest into a plugin's leashed:mysql import (wac-graph).
+//! - [`serve`]: `leashed serve`, wasi:http plugins with a fresh instance, limits and an audit per
+//!   request; [`outbound_http`]: what their outgoing HTTP requests may do.
 //!
 //! The `leashed` binary (src/main.rs) is a thin CLI over these.
 
 pub mod audit;
 pub mod bindings;
 pub mod component;
+pub mod compose;
 pub mod instance;
 pub mod invoke;
 pub mod memory;
 pub mod mysql_url;
 pub mod net;
 pub mod os_fds;
+pub mod outbound_http;
 pub mod param;
 pub mod policy;
 pub mod render;
 pub mod runtime;
+pub mod serve;
 pub mod state;
 
 pub use audit::report::LeakReport;

@@ -1,23 +1,10 @@
-//! The `leashed` command line: run SQL through the leashed guest on sockets this host lends it,
-//! then print the audit of every handle it lent.
+//! The `leashed` command line: parses the arguments and hands each subcommand to its file in
+//! `cli/`. The help text of each subcommand lives here, next to its name.
 
-use clap::{Parser, Subcommand, ValueEnum};
-use leashed::bindings::{ConnectOptions, ErrorCode, MysqlError, ServerError, TlsMode};
-use leashed::mysql_url::MysqlUrl;
-use leashed::render::{json::to_json, table::to_table};
-use leashed::{AllowEntry, Allowlist, AuditedComponent, ClosePolicy, ComponentSource, Policy, Runtime};
-use std::path::PathBuf;
+mod cli;
+
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use std::time::Duration;
-
-/// Exit status: success.
-const EXIT_OK: u8 = 0;
-/// Exit status: the server refused (query or login error) or could not be reached.
-const EXIT_FAILED: u8 = 1;
-/// Exit status: the command line is wrong (bad URL, missing or unusable component).
-const EXIT_USAGE: u8 = 2;
-/// Exit status of `audit --deny-leaks` when anything leaked.
-const EXIT_LEAKED: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +14,8 @@ const EXIT_LEAKED: u8 = 3;
              with an audit of every handle it did not release.",
     after_help = "Every run ends with an audit line on stderr: \
                   `audit: N handles lent, N released, N open`. `leashed audit` runs any component \
-                  that imports leashed:net and reports every handle it did not release."
+                  that imports leashed:net and reports every handle it did not release; \
+                  `leashed serve` serves HTTP plugins with an audit per request."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,7 +33,7 @@ enum Command {
         leashed query --url mysql://app:secret@db:3306 --prepared --param 42 --param null 'SELECT ?, ?'\n\n\
         Exit status: 0 success, 1 server/query/connection error (printed as \
         `ERROR <code> (<sqlstate>): <message>` when the server sent one), 2 usage error.")]
-    Query(QueryArgs),
+    Query(cli::query::QueryArgs),
 
     /// Run any component that imports leashed:net under the leak audit.
     ///
@@ -58,449 +46,48 @@ enum Command {
         --audit-json report.json --invoke 'open()' --invoke 'close()'\n\n\
         Exit status: 0 success; 1 a call trapped; 2 usage error (bad component, export or \
         arguments); 3 with --deny-leaks, when anything leaked.")]
-    Audit(AuditArgs),
-}
+    Audit(cli::audit::AuditArgs),
 
-#[derive(clap::Args)]
-struct AuditArgs {
-    /// The component (.wasm) to run. It may import WASI p2 and leashed:net@0.1.0, nothing else.
-    #[arg(value_name = "COMPONENT")]
-    component: PathBuf,
+    /// Serve an HTTP plugin (a wasi:http component), with a fresh instance and a leak audit per
+    /// request.
+    ///
+    /// The plugin exports wasi:http/incoming-handler@0.2 and may import leashed:mysql (the
+    /// embedded MySQL client is plugged in automatically), leashed:net and WASI. Every request
+    /// gets a fresh instance in its own store, sockets lent under --allow, and limits on
+    /// connections, handles, memory and time. When a request ends with handles still lent, the
+    /// log names them with the plugin's own creation sites; they are reclaimed and their sockets
+    /// checked closed in /proc/self/fd.
+    #[command(after_help = cli::serve::AFTER_HELP)]
+    Serve(cli::serve::ServeArgs),
 
-    /// An export to call, with WAVE-encoded arguments: `run("127.0.0.1", 3306)`, or
-    /// `my:pkg/iface#run(...)` for an interface export. Repeat for several calls.
-    #[arg(long = "invoke", value_name = "CALL", required = true)]
-    invoke: Vec<String>,
-
-    /// Where the component may connect: HOST:PORT, IP:PORT, CIDR:PORT or [IPV6]:PORT, where PORT
-    /// may be a range LOW-HIGH. Repeatable. Without any, every connect is denied.
-    #[arg(long = "allow", value_name = "ADDR")]
-    allow: Vec<String>,
-
-    /// What dropping a connection with live streams does: strict traps; deferred keeps the socket
-    /// open until the last stream is dropped (Python's makefile); reclaim closes it at once.
-    #[arg(long, value_name = "POLICY", default_value = "strict")]
-    policy: ClosePolicy,
-
-    /// Exit with status 3 if anything leaked.
-    #[arg(long)]
-    deny_leaks: bool,
-
-    /// Also write the audit as JSON (schema in the README) to this file.
-    #[arg(long, value_name = "FILE")]
-    audit_json: Option<PathBuf>,
-
-    /// Most connections open at once; past it, connect gets `limit-reached`.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    max_connections: usize,
-
-    /// Most handles (connections, readers, writers) lent at once.
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    max_handles: usize,
-}
-
-#[derive(clap::Args)]
-struct QueryArgs {
-    /// Server to connect to: mysql://USER:PASSWORD@HOST:PORT/DB (port defaults to 3306;
-    /// percent-encode special characters in the password).
-    #[arg(long, value_name = "URL")]
-    url: String,
-
-    /// How to print result sets.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
-
-    /// Run this component instead of the embedded leashed guest. It must export
-    /// leashed:mysql/connection@0.1.0.
-    #[arg(long, value_name = "PATH")]
-    component: Option<PathBuf>,
-
-    /// Give up connecting after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    connect_timeout: f64,
-
-    /// Fail when the server sends nothing for this many seconds (default: wait as long as the
-    /// query takes).
-    #[arg(long, value_name = "SECS")]
-    read_timeout: Option<f64>,
-
-    /// Whether and how to use TLS (the mysql client's --ssl-mode).
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = TlsModeArg::Preferred)]
-    tls_mode: TlsModeArg,
-
-    /// PEM file with the CA certificates to trust, for --tls-mode verify-ca and verify-identity.
-    #[arg(long, value_name = "FILE")]
-    tls_ca: Option<PathBuf>,
-
-    /// PEM file with the server's RSA public key, for caching_sha2_password and sha256_password
-    /// without TLS (otherwise the client asks the server for it).
-    #[arg(long, value_name = "FILE")]
-    server_public_key: Option<PathBuf>,
-
-    /// Let mysql_clear_password send the password without TLS.
-    #[arg(long)]
-    allow_cleartext_password: bool,
-
-    /// The session's character set (SET NAMES); default utf8mb4.
-    #[arg(long, value_name = "NAME")]
-    charset: Option<String>,
-
-    /// The session's collation; default: the character set's.
-    #[arg(long, value_name = "NAME")]
-    collation: Option<String>,
-
-    /// Turn autocommit on or off after login (default: the server's, on).
-    #[arg(long, value_name = "BOOL")]
-    autocommit: Option<bool>,
-
-    /// The session's sql_mode, e.g. '' or 'STRICT_ALL_TABLES'.
-    #[arg(long, value_name = "MODE")]
-    sql_mode: Option<String>,
-
-    /// SQL to run right after login.
-    #[arg(long, value_name = "SQL")]
-    init_command: Option<String>,
-
-    /// The largest packet to accept from the server, in bytes (default 64 MiB).
-    #[arg(long, value_name = "BYTES")]
-    max_allowed_packet: Option<u32>,
-
-    /// Let `LOAD DATA LOCAL INFILE 'NAME'` send the file at PATH. Repeatable. Without it, LOCAL
-    /// INFILE is off and the server refuses such statements.
-    #[arg(long, value_name = "NAME=PATH")]
-    local_infile: Vec<String>,
-
-    /// Run the SQL as a server-side prepared statement (binary protocol), with `?` placeholders
-    /// bound to the --param values in order.
-    #[arg(long)]
-    prepared: bool,
-
-    /// A value for the next `?` placeholder (with --prepared). Sent as text unless it is `null`
-    /// or has a type prefix: int:-5, uint:7, float:1.5, double:2.5e-3, decimal:12.50,
-    /// hex:00ff (bytes), text:... (literal text). Repeat once per placeholder.
-    #[arg(long = "param", value_name = "VALUE", requires = "prepared", allow_hyphen_values = true)]
-    params: Vec<String>,
-
-    /// The SQL to run; several words are joined with spaces. Separate statements with `;` to get
-    /// one result set each (not with --prepared, which runs one statement).
-    #[arg(required = true, value_name = "SQL")]
-    sql: Vec<String>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum TlsModeArg {
-    /// Plain TCP only.
-    Disabled,
-    /// TLS if the server offers it, without checking its certificate.
-    Preferred,
-    /// TLS or fail; the certificate is not checked.
-    Required,
-    /// TLS, with the certificate chain checked against --tls-ca.
-    VerifyCa,
-    /// As verify-ca, and the certificate must name the URL's host.
-    VerifyIdentity,
-}
-
-impl From<TlsModeArg> for TlsMode {
-    fn from(mode: TlsModeArg) -> Self {
-        match mode {
-            TlsModeArg::Disabled => TlsMode::Disabled,
-            TlsModeArg::Preferred => TlsMode::Preferred,
-            TlsModeArg::Required => TlsMode::Required,
-            TlsModeArg::VerifyCa => TlsMode::VerifyCa,
-            TlsModeArg::VerifyIdentity => TlsMode::VerifyIdentity,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    /// Boxed columns, like the mysql client.
-    Table,
-    /// {"results":[{"columns":[..],"rows":[..],"affected_rows":..,"last_insert_id":..,"warnings":..}]}
-    Json,
+    /// Plug the embedded MySQL client into a plugin's leashed:mysql import.
+    ///
+    /// The result imports only WASI and leashed:net, so it runs under `leashed serve` or
+    /// `leashed audit` without further steps. (`leashed serve` does this by itself.)
+    #[command(after_help = "Example:\n  leashed compose items.wasm -o items-app.wasm\n\n\
+        Exit status: 0 written; 2 the plugin is unusable (the error says why).")]
+    Compose(cli::compose::ComposeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // One guest at a time needs one thread; a server spreads requests over every core.
+    let mut builder = match cli.command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
+            return ExitCode::from(cli::EXIT_FAILED);
         }
     };
     let code = match cli.command {
-        Command::Query(args) => runtime.block_on(query(args)),
-        Command::Audit(args) => runtime.block_on(audit(args)),
+        Command::Query(args) => runtime.block_on(cli::query::run(args)),
+        Command::Audit(args) => runtime.block_on(cli::audit::run(args)),
+        Command::Serve(args) => runtime.block_on(cli::serve::run(args)),
+        Command::Compose(args) => cli::compose::run(args),
     };
     ExitCode::from(code)
-}
-
-async fn query(args: QueryArgs) -> u8 {
-    let url = match MysqlUrl::parse(&args.url) {
-        Ok(url) => url,
-        Err(e) => return usage(&e),
-    };
-    let Some(connect_timeout) = seconds(args.connect_timeout) else {
-        return usage("--connect-timeout must be a positive number of seconds");
-    };
-    let read_timeout = match args.read_timeout.map(seconds) {
-        Some(None) => return usage("--read-timeout must be a positive number of seconds"),
-        other => other.flatten(),
-    };
-    let params = match args.params.iter().map(|p| leashed::param::parse_param(p)).collect::<Result<Vec<_>, _>>() {
-        Ok(params) => params,
-        Err(e) => return usage(&e),
-    };
-    let sql = Sql { text: args.sql.join(" "), prepared: args.prepared.then_some(params) };
-    let options = match connect_options(&url, &args) {
-        Ok(options) => options,
-        Err(e) => return usage(&e),
-    };
-    let source = args.component.map(ComponentSource::File).unwrap_or(ComponentSource::Embedded);
-    let runtime = match Runtime::new(&source) {
-        Ok(runtime) => runtime,
-        Err(e) => return usage(&format!("{e:#}")),
-    };
-    let policy = Policy { connect_timeout, read_timeout, ..Policy::allowing(Allowlist::new([url.allow_entry()])) };
-    let mut instance = match runtime.instantiate(policy).await {
-        Ok(instance) => instance,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return EXIT_FAILED;
-        }
-    };
-
-    let code = run_sql(&mut instance, &url, &options, &sql, args.format).await;
-    eprintln!("{}", instance.audit().summary());
-    code
-}
-
-/// The URL's connect options with the command line's session and security settings.
-fn connect_options(url: &MysqlUrl, args: &QueryArgs) -> Result<ConnectOptions, String> {
-    let read = |path: &Option<PathBuf>, what: &str| {
-        path.as_ref()
-            .map(|p| std::fs::read_to_string(p).map_err(|e| format!("cannot read the {what} {}: {e}", p.display())))
-            .transpose()
-    };
-    Ok(ConnectOptions {
-        tls_mode: args.tls_mode.into(),
-        tls_ca_pem: read(&args.tls_ca, "CA file")?,
-        server_public_key_pem: read(&args.server_public_key, "server public key")?,
-        allow_cleartext_password: args.allow_cleartext_password,
-        charset: args.charset.clone(),
-        collation: args.collation.clone(),
-        autocommit: args.autocommit,
-        sql_mode: args.sql_mode.clone(),
-        init_command: args.init_command.clone(),
-        max_allowed_packet: args.max_allowed_packet,
-        local_infile: args.local_infile.iter().map(|spec| local_file(spec)).collect::<Result<_, _>>()?,
-        ..url.connect_options()
-    })
-}
-
-/// `NAME=PATH` for --local-infile: the file at PATH, offered under NAME.
-fn local_file(spec: &str) -> Result<leashed::bindings::LocalFile, String> {
-    let (name, path) = spec.split_once('=').ok_or_else(|| format!("--local-infile {spec}: expected NAME=PATH"))?;
-    let contents = std::fs::read(path).map_err(|e| format!("--local-infile {spec}: cannot read {path}: {e}"))?;
-    Ok(leashed::bindings::LocalFile { name: name.to_string(), contents })
-}
-
-/// The SQL to run, and its parameters when it runs as a prepared statement.
-struct Sql {
-    text: String,
-    prepared: Option<Vec<leashed::bindings::Value>>,
-}
-
-/// Opens, runs the SQL, prints, closes. Returns the exit status.
-async fn run_sql(
-    instance: &mut leashed::GuestInstance,
-    url: &MysqlUrl,
-    options: &ConnectOptions,
-    sql: &Sql,
-    format: Format,
-) -> u8 {
-    let conn = match instance.open(options).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return report(&e, url),
-        Err(trap) => return trapped(&trap),
-    };
-    let outcome = match &sql.prepared {
-        None => instance.query(conn, &sql.text).await,
-        Some(params) => match instance.prepare(conn, &sql.text).await {
-            Ok(Ok(stmt)) => {
-                let outcome = instance.execute(stmt, params).await;
-                match instance.close_statement(stmt).await {
-                    Ok(_) => outcome,
-                    Err(trap) => Err(trap),
-                }
-            }
-            Ok(Err(error)) => Ok(Err(leashed::bindings::QueryError { completed: Vec::new(), error })),
-            Err(trap) => Err(trap),
-        },
-    };
-    let code = match outcome {
-        Ok(Ok(sets)) => {
-            print_results(&sets, format);
-            EXIT_OK
-        }
-        Ok(Err(failure)) => {
-            print_results(&failure.completed, format);
-            report(&failure.error, url)
-        }
-        Err(trap) => return trapped(&trap),
-    };
-    match instance.close(conn).await {
-        Ok(_) => code,
-        Err(trap) => trapped(&trap),
-    }
-}
-
-fn print_results(sets: &[leashed::bindings::ResultSet], format: Format) {
-    match format {
-        Format::Table => print!("{}", to_table(sets)),
-        Format::Json => println!("{}", to_json(sets)),
-    }
-}
-
-/// Prints a guest-reported error the way the mysql client does, and returns the exit status.
-fn report(error: &MysqlError, url: &MysqlUrl) -> u8 {
-    let server = |e: &ServerError| eprintln!("ERROR {} ({}): {}", e.code, e.sql_state, e.message);
-    match error {
-        MysqlError::Server(e) | MysqlError::Auth(e) => server(e),
-        MysqlError::Io(ErrorCode::Denied) => {
-            eprintln!("error: connecting to {}:{} was denied by the host's allowlist", url.host, url.port)
-        }
-        MysqlError::Io(code) => eprintln!("error: cannot talk to {}:{}: {}", url.host, url.port, describe(code)),
-        MysqlError::Protocol(what) => eprintln!("error: protocol error: {what}"),
-        MysqlError::Invalid(what) => eprintln!("error: {what}"),
-        MysqlError::Closed => eprintln!("error: the connection is closed"),
-    }
-    EXIT_FAILED
-}
-
-fn describe(code: &ErrorCode) -> String {
-    match code {
-        ErrorCode::Denied => "denied by the allowlist".into(),
-        ErrorCode::LimitReached => "the host's connection limit is reached".into(),
-        ErrorCode::NameUnresolvable => "the host name does not resolve".into(),
-        ErrorCode::ConnectionRefused => "connection refused".into(),
-        ErrorCode::ConnectionReset => "the connection was reset or closed by the server".into(),
-        ErrorCode::TimedOut => "timed out".into(),
-        ErrorCode::Closed => "the connection is closed".into(),
-        ErrorCode::InvalidState => "invalid socket state".into(),
-        ErrorCode::Tls(why) => format!("TLS failed: {why}"),
-        ErrorCode::Other(text) => text.clone(),
-    }
-}
-
-fn trapped(trap: &wasmtime::Error) -> u8 {
-    eprintln!("error: the guest trapped: {}", trap.root_cause());
-    EXIT_FAILED
-}
-
-fn usage(message: &str) -> u8 {
-    usage_of("query", message)
-}
-
-async fn audit(args: AuditArgs) -> u8 {
-    let mut entries = Vec::new();
-    for text in &args.allow {
-        match text.parse::<AllowEntry>() {
-            Ok(entry) => entries.push(entry),
-            Err(e) => return usage_of("audit", &format!("--allow {e}")),
-        }
-    }
-    let component = match AuditedComponent::new(&ComponentSource::File(args.component.clone())) {
-        Ok(component) => component,
-        Err(e) => return usage_of("audit", &format!("{e:#}")),
-    };
-    let policy = Policy {
-        close: args.policy,
-        max_connections: args.max_connections,
-        max_handles: args.max_handles,
-        ..Policy::allowing(Allowlist::new(entries))
-    };
-    let mut instance = match component.instantiate(policy).await {
-        Ok(instance) => instance,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return EXIT_FAILED;
-        }
-    };
-
-    let mut leaked = false;
-    let mut trapped = false;
-    let mut calls_json = Vec::new();
-    for invocation in &args.invoke {
-        if trapped {
-            eprintln!("skipped `{invocation}`: the instance trapped, so it cannot be entered again");
-            continue;
-        }
-        let outcome = match instance.invoke(invocation).await {
-            Ok(outcome) => outcome,
-            Err(e) => return usage_of("audit", &format!("{e:#}")),
-        };
-        let result = match &outcome.result {
-            Ok(values) => {
-                println!("{invocation} -> {}", values.join(", "));
-                serde_json::json!({ "ok": values })
-            }
-            Err(trap) => {
-                trapped = true;
-                println!("{invocation} trapped: {}", trap.root_cause());
-                serde_json::json!({ "trap": trap.root_cause().to_string() })
-            }
-        };
-        eprint!("{}", outcome.report.to_text());
-        leaked |= !outcome.report.is_clean();
-        calls_json.push(serde_json::json!({ "call": outcome.call.0, "invocation": invocation, "result": result, "report": outcome.report.to_json() }));
-    }
-
-    let summary = instance.audit().summary();
-    let teardown = instance.teardown();
-    eprint!("{}", teardown.report.to_text());
-    leaked |= !teardown.report.is_clean();
-    if teardown.still_open.is_empty() {
-        eprintln!("teardown: every socket is closed (checked against /proc/self/fd)");
-    } else {
-        for m in &teardown.still_open {
-            eprintln!(
-                "HOST BUG: after teardown the socket of connection #{} (fd {}) is still open",
-                m.connection, m.fd
-            );
-        }
-    }
-    eprintln!("{summary}");
-
-    if let Some(path) = &args.audit_json {
-        let doc = serde_json::json!({
-            "calls": calls_json,
-            "store": teardown.report.to_json(),
-            "teardown": { "sockets_still_open": teardown.still_open },
-            "summary": { "lent": summary.lent, "released": summary.released, "open": summary.open },
-        });
-        let text = serde_json::to_string_pretty(&doc).expect("JSON of owned data");
-        if let Err(e) = std::fs::write(path, text + "\n") {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return EXIT_FAILED;
-        }
-    }
-    if args.deny_leaks && (leaked || !teardown.still_open.is_empty()) {
-        EXIT_LEAKED
-    } else if trapped {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    }
-}
-
-fn usage_of(command: &str, message: &str) -> u8 {
-    eprintln!("error: {message} (see `leashed {command} --help`)");
-    EXIT_USAGE
-}
-
-fn seconds(value: f64) -> Option<Duration> {
-    (value.is_finite() && value > 0.0).then(|| Duration::from_secs_f64(value))
 }

@@ -14,6 +14,12 @@ use wasmtime::{Config, Engine};
 
 /// The engine every leashed store runs on.
 pub fn engine() -> wasmtime::Result<Engine> {
+    Engine::new(&base_config())
+}
+
+/// What every leashed engine is configured with: detailed wasm backtraces (for creation sites)
+/// and wasmtime's on-disk cache of compiled code.
+pub fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
     // Compiling a component takes about a second; wasmtime's on-disk cache (keyed by the
@@ -22,7 +28,7 @@ pub fn engine() -> wasmtime::Result<Engine> {
     if let Ok(cache) = wasmtime::Cache::from_file(None) {
         config.cache(Some(cache));
     }
-    Engine::new(&config)
+    config
 }
 
 /// A linker with WASI p2 and leashed:net, and nothing else.

@@ -7,6 +7,7 @@
 pub mod echo_peer;
 pub mod fault_proxy;
 pub mod scripted_server;
+pub mod served;
 
 use leashed::bindings::ConnectOptions;
 use leashed::mysql_url::MysqlUrl;

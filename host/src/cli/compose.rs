@@ -1,0 +1,44 @@
+//! `leashed compose`: plug the embedded MySQL guest into a plugin's leashed:mysql import and
+//! write the result, a component that imports only WASI and leashed:net.
+
+use super::{EXIT_FAILED, EXIT_OK, usage_of};
+use leashed::compose::{Interfaces, check_plugin, plug_mysql_guest};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ComposeArgs {
+    /// The plugin (.wasm): a component that imports leashed:mysql@0.1.0 and exports
+    /// wasi:http/incoming-handler@0.2 (built against the `plugin` world in wit/plugin.wit).
+    #[arg(value_name = "PLUGIN")]
+    plugin: PathBuf,
+
+    /// Where to write the composed component.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+pub fn run(args: ComposeArgs) -> u8 {
+    let what = format!("plugin '{}'", args.plugin.display());
+    let bytes = match std::fs::read(&args.plugin) {
+        Ok(bytes) => bytes,
+        Err(e) => return usage_of("compose", &format!("cannot read {what}: {e}")),
+    };
+    let composed = Interfaces::of(&bytes, &what).and_then(|interfaces| {
+        check_plugin(&interfaces, &what)?;
+        if !interfaces.imports_mysql() {
+            wasmtime::bail!("{what} does not import leashed:mysql, so there is nothing to plug in");
+        }
+        plug_mysql_guest(&bytes, &what)
+    });
+    let composed = match composed {
+        Ok(composed) => composed,
+        Err(e) => return usage_of("compose", &format!("{e:#}")),
+    };
+    if let Err(e) = std::fs::write(&args.output, &composed) {
+        eprintln!("error: cannot write {}: {e}", args.output.display());
+        return EXIT_FAILED;
+    }
+    let imports = Interfaces::of(&composed, "the composed component").map(|i| i.imports.join(", ")).unwrap_or_default();
+    eprintln!("wrote {} ({} bytes); it imports: {imports}", args.output.display(), composed.len());
+    EXIT_OK
+}

@@ -1,0 +1,208 @@
+//! `leashed serve`: the command line of the plugin server ([`leashed::serve`]): flags to a
+//! config, logging through tracing, the listening socket, SIGINT/SIGTERM, the final audit line.
+
+use super::{EXIT_FAILED, EXIT_OK, parse_allowlist, seconds, usage_of};
+use clap::ValueEnum;
+use leashed::audit::suppress::Suppressions;
+use leashed::outbound_http::OutboundHttp;
+use leashed::policy::{ClosePolicy, Policy};
+use leashed::serve::{ServeConfig, Server};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const AFTER_HELP: &str = "\
+Example:
+  leashed serve items.wasm --listen 127.0.0.1:8080 --allow 127.0.0.1:3306 \\
+      --env DATABASE_URL=mysql://app:secret@127.0.0.1:3306/shop --deny-leaks
+  curl http://127.0.0.1:8080/items/1
+
+Each request gets a fresh instance in its own store; nothing is shared between requests. After
+each, the log has one line (method, path, status, handles lent/released/leaked). A request that
+ends with handles still lent is logged with the audit's report (where each handle was created);
+its handles are reclaimed and their sockets checked closed in /proc/self/fd. With --deny-leaks
+such a request gets 500 instead of its response, when the response's body fits in 1 MiB (it is
+held back until the handler returns); a longer response has gone out by then, so its leak is
+logged and counted.
+
+Limits, per request: --max-connections and --max-handles (past them connect gets
+`limit-reached`), --memory-limit (past it the plugin traps: 500), --deadline (past it the plugin
+is stopped: 504). Requests above --max-concurrent wait for a slot, within their deadline; one
+that gets none gets 503.
+
+On SIGINT or SIGTERM the server stops accepting, lets requests in flight finish within
+--shutdown-timeout, cancels and reclaims the rest, prints `audit: ...` for the whole run and
+exits 0.";
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The plugin (.wasm): a component exporting wasi:http/incoming-handler@0.2, importing
+    /// leashed:mysql@0.1.0, leashed:net@0.1.0 and WASI at most.
+    #[arg(value_name = "PLUGIN")]
+    plugin: PathBuf,
+
+    /// Address to listen on (port 0 picks a free port; the log says which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+
+    /// Where plugins may connect: HOST:PORT, IP:PORT, CIDR:PORT or [IPV6]:PORT, where PORT may
+    /// be a range LOW-HIGH. Repeatable. Without any, every connect is denied.
+    #[arg(long = "allow", value_name = "ADDR")]
+    allow: Vec<String>,
+
+    /// An environment variable for the plugin: KEY=VALUE, or KEY to pass on leashed's own
+    /// value. Repeatable. This is how a plugin gets its configuration (DATABASE_URL, a CA).
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+
+    /// What dropping a connection with live streams does (as in `leashed audit`).
+    #[arg(long, value_name = "POLICY", default_value = "strict")]
+    policy: ClosePolicy,
+
+    /// Answer 500 instead of the plugin's response when its request leaked.
+    #[arg(long)]
+    deny_leaks: bool,
+
+    /// Leaks to tolerate (LeakSanitizer-style patterns matched against creation sites, one per
+    /// line; see `leashed audit --help`). Suppressed leaks are logged and counted, never refused.
+    #[arg(long, value_name = "FILE")]
+    suppressions: Option<PathBuf>,
+
+    /// Most connections one request may hold at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_connections: usize,
+
+    /// Most handles (connections, readers, writers) one request may hold at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_handles: usize,
+
+    /// Most linear memory one request's instance may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    memory_limit: usize,
+
+    /// Longest a request may take, in seconds; then it gets 504 and its instance is stopped.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    deadline: f64,
+
+    /// Requests handled at once; more wait for a slot (503 if none frees within the deadline).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_concurrent: usize,
+
+    /// Let plugins send outgoing HTTP requests (denied by default: leashed:net is the audited
+    /// way out).
+    #[arg(long)]
+    allow_outbound_http: bool,
+
+    /// How long shutdown waits for requests in flight before cancelling them, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    shutdown_timeout: f64,
+
+    /// Log lines as text or as one JSON object per line (stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub async fn run(args: ServeArgs) -> u8 {
+    init_logging(args.log_format);
+    let config = match config(&args) {
+        Ok(config) => config,
+        Err(e) => return usage_of("serve", &e),
+    };
+    let what = format!("plugin '{}'", args.plugin.display());
+    let bytes = match std::fs::read(&args.plugin) {
+        Ok(bytes) => bytes,
+        Err(e) => return usage_of("serve", &format!("cannot read {what}: {e}")),
+    };
+    let server = match Server::new(&bytes, &what, config) {
+        Ok(server) => Arc::new(server),
+        Err(e) => return usage_of("serve", &format!("{e:#}")),
+    };
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return EXIT_FAILED;
+        }
+    };
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.listen.clone());
+    tracing::info!(
+        composed_with_mysql_guest = server.composed,
+        "serving {what} on http://{address}/ (SIGINT or SIGTERM stops)"
+    );
+    server.clone().run(listener, shutdown_signal()).await;
+    eprintln!("{}", server.totals().snapshot());
+    EXIT_OK
+}
+
+fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
+    let allowlist = parse_allowlist(&args.allow)?;
+    let env = args.env.iter().map(|spec| env_var(spec)).collect::<Result<_, _>>()?;
+    let deadline = seconds(args.deadline).ok_or("--deadline must be a positive number of seconds")?;
+    let shutdown_timeout =
+        seconds(args.shutdown_timeout).ok_or("--shutdown-timeout must be a positive number of seconds")?;
+    let suppressions = args.suppressions.as_deref().map(Suppressions::from_file).transpose()?.unwrap_or_default();
+    if args.max_concurrent == 0 {
+        return Err("--max-concurrent must be at least 1".into());
+    }
+    if args.memory_limit == 0 || args.memory_limit > 4096 {
+        return Err("--memory-limit must be between 1 and 4096 MiB".into());
+    }
+    Ok(ServeConfig {
+        policy: Policy {
+            close: args.policy,
+            max_connections: args.max_connections,
+            max_handles: args.max_handles,
+            ..Policy::allowing(allowlist)
+        },
+        env,
+        memory_limit: args.memory_limit << 20,
+        deadline,
+        max_concurrent: args.max_concurrent,
+        deny_leaks: args.deny_leaks,
+        suppressions,
+        outbound_http: if args.allow_outbound_http { OutboundHttp::Allowed } else { OutboundHttp::Denied },
+        shutdown_timeout,
+    })
+}
+
+/// `KEY=VALUE`, or `KEY` for leashed's own value of KEY.
+fn env_var(spec: &str) -> Result<(String, String), String> {
+    match spec.split_once('=') {
+        Some(("", _)) => Err(format!("--env {spec}: the name is empty")),
+        Some((key, value)) => Ok((key.to_string(), value.to_string())),
+        None => std::env::var(spec)
+            .map(|value| (spec.to_string(), value))
+            .map_err(|_| format!("--env {spec}: leashed's environment has no {spec} to pass on")),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEASHED_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        tracing::error!("cannot listen for SIGINT/SIGTERM; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!("{name} received");
+}

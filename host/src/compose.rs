@@ -1,0 +1,194 @@
+//! Plugging components together in-process (wac-graph): a plugin that imports leashed:mysql gets
+//! the embedded MySQL guest plugged into that import, so the result imports only WASI and
+//! leashed:net. Also what `serve` and `compose` check first: a plugin's imports and exports, with
+//! an error that says what is wrong in one line.
+
+use crate::component::EMBEDDED_GUEST;
+use wac_graph::{CompositionGraph, EncodeOptions, types::Package};
+use wasmtime::{bail, format_err};
+
+/// The leashed:mysql version the embedded guest exports; a plugin must import a compatible one.
+pub const MYSQL_VERSION: &str = "0.1.0";
+/// The leashed:net version this host provides.
+pub const NET_VERSION: &str = "0.1.0";
+/// The export that makes a component an HTTP handler.
+pub const INCOMING_HANDLER: &str = "wasi:http/incoming-handler";
+
+/// A component's imported and exported names, e.g. `wasi:http/types@0.2.12`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interfaces {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+impl Interfaces {
+    /// Reads the names a component imports and exports, without compiling it.
+    pub fn of(bytes: &[u8], what: &str) -> wasmtime::Result<Self> {
+        let mut graph = CompositionGraph::new();
+        let package = Package::from_bytes(what, None, bytes.to_vec(), graph.types_mut())
+            .map_err(|e| format_err!("{what} is not a valid component: {e:#}"))?;
+        let world = &graph.types()[package.ty()];
+        Ok(Interfaces { imports: world.imports.keys().cloned().collect(), exports: world.exports.keys().cloned().collect() })
+    }
+
+    /// Whether any import is from leashed:mysql (of any version).
+    pub fn imports_mysql(&self) -> bool {
+        self.imports.iter().any(|name| package_of(name) == "leashed:mysql")
+    }
+
+    /// Whether it exports `wasi:http/incoming-handler` at a 0.2 version.
+    pub fn exports_incoming_handler(&self) -> bool {
+        self.exports.iter().any(|name| interface_of(name) == INCOMING_HANDLER && version_of(name).starts_with("0.2."))
+    }
+}
+
+/// Checks that `plugin` is a plugin leashed can serve: it exports a wasi:http 0.2 incoming
+/// handler, and imports nothing but WASI, leashed:net@0.1 and leashed:mysql@0.1.
+pub fn check_plugin(interfaces: &Interfaces, what: &str) -> wasmtime::Result<()> {
+    if !interfaces.exports_incoming_handler() {
+        bail!(
+            "{what} exports no `{INCOMING_HANDLER}@0.2.x` (it exports: {}); build it against the `leashed:mysql/plugin` world in wit/plugin.wit",
+            list_or_nothing(&interfaces.exports)
+        );
+    }
+    for name in &interfaces.imports {
+        let package = package_of(name);
+        let version = version_of(name);
+        let wanted = match package {
+            "leashed:mysql" => MYSQL_VERSION,
+            "leashed:net" => NET_VERSION,
+            _ if package.starts_with("wasi:") => continue,
+            _ => bail!(
+                "{what} imports `{name}`, which leashed cannot provide (it provides WASI 0.2, wasi:http, leashed:net@{NET_VERSION} and leashed:mysql@{MYSQL_VERSION})"
+            ),
+        };
+        if !semver_compatible(version, wanted) {
+            bail!("{what} imports `{name}`, but this leashed provides {package}@{wanted}; rebuild the plugin against this leashed's wit/");
+        }
+    }
+    Ok(())
+}
+
+/// Plugs the embedded MySQL guest into `plugin`'s leashed:mysql imports. The result imports what
+/// the plugin imported, less leashed:mysql, plus what the guest imports (WASI, leashed:net).
+pub fn plug_mysql_guest(plugin: &[u8], what: &str) -> wasmtime::Result<Vec<u8>> {
+    plug(EMBEDDED_GUEST, "leashed:mysql-guest", plugin, what)
+}
+
+/// Plugs the exports of `plug_bytes` into the matching imports of `socket_bytes`, and encodes the
+/// composition (validated) as one component that exports what the socket exports.
+pub fn plug(plug_bytes: &[u8], plug_name: &str, socket_bytes: &[u8], what: &str) -> wasmtime::Result<Vec<u8>> {
+    let mut graph = CompositionGraph::new();
+    let plug = Package::from_bytes(plug_name, None, plug_bytes.to_vec(), graph.types_mut())
+        .map_err(|e| format_err!("reading {plug_name}: {e:#}"))?;
+    let socket = Package::from_bytes("leashed:plugin", None, socket_bytes.to_vec(), graph.types_mut())
+        .map_err(|e| format_err!("{what} is not a valid component: {e:#}"))?;
+    let plug = graph.register_package(plug).map_err(|e| format_err!("registering {plug_name}: {e:#}"))?;
+    let socket = graph.register_package(socket).map_err(|e| format_err!("registering {what}: {e:#}"))?;
+    wac_graph::plug(&mut graph, vec![plug], socket).map_err(|e| match e {
+        wac_graph::PlugError::NoPlugHappened => format_err!("{what} imports nothing that {plug_name} exports"),
+        other => format_err!("plugging {plug_name} into {what}: {:#}", anyhow_chain(&other)),
+    })?;
+    graph
+        .encode(EncodeOptions::default())
+        .map_err(|e| format_err!("encoding {plug_name} plugged into {what}: {:#}", anyhow_chain(&e)))
+}
+
+/// `a:b/c@1.2.3` → `a:b`.
+fn package_of(name: &str) -> &str {
+    name.split_once('/').map_or(name.split('@').next().unwrap_or(name), |(package, _)| package)
+}
+
+/// `a:b/c@1.2.3` → `a:b/c`.
+fn interface_of(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
+}
+
+/// `a:b/c@1.2.3` → `1.2.3` (empty when unversioned).
+fn version_of(name: &str) -> &str {
+    name.split_once('@').map_or("", |(_, version)| version)
+}
+
+/// Whether a component importing `have` accepts a provider of `want`: the same major version,
+/// and for 0.x the same minor (Cargo's rule, which the component model's semver matching uses).
+fn semver_compatible(have: &str, want: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (parse(have), parse(want)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    }
+}
+
+fn list_or_nothing(names: &[String]) -> String {
+    if names.is_empty() { "nothing".into() } else { names.join(", ") }
+}
+
+/// An error with its sources, one after another.
+fn anyhow_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interfaces(imports: &[&str], exports: &[&str]) -> Interfaces {
+        Interfaces {
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: exports.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// A plugin built against this leashed's WIT passes.
+    #[test]
+    fn a_plugin_of_this_version_is_accepted() {
+        let plugin = interfaces(
+            &["wasi:io/streams@0.2.12", "leashed:mysql/types@0.1.0", "leashed:mysql/connection@0.1.0"],
+            &["wasi:http/incoming-handler@0.2.0"],
+        );
+        check_plugin(&plugin, "plugin").unwrap();
+        assert!(plugin.imports_mysql());
+    }
+
+    /// Another leashed:mysql version is refused with both versions named.
+    #[test]
+    fn another_mysql_version_is_refused() {
+        let plugin = interfaces(&["leashed:mysql/connection@0.2.0"], &["wasi:http/incoming-handler@0.2.12"]);
+        let error = check_plugin(&plugin, "plugin").unwrap_err().to_string();
+        assert!(error.contains("leashed:mysql/connection@0.2.0") && error.contains("leashed:mysql@0.1.0"), "{error}");
+    }
+
+    /// An import leashed cannot provide is named.
+    #[test]
+    fn a_foreign_import_is_refused() {
+        let plugin = interfaces(&["acme:kv/store@1.0.0"], &["wasi:http/incoming-handler@0.2.12"]);
+        let error = check_plugin(&plugin, "plugin").unwrap_err().to_string();
+        assert!(error.contains("acme:kv/store@1.0.0"), "{error}");
+    }
+
+    /// A component that is not an HTTP handler is refused.
+    #[test]
+    fn no_incoming_handler_is_refused() {
+        let plugin = interfaces(&[], &["run"]);
+        let error = check_plugin(&plugin, "plugin").unwrap_err().to_string();
+        assert!(error.contains("exports no `wasi:http/incoming-handler@0.2.x`"), "{error}");
+    }
+
+    /// The guest's exports are what plugins import.
+    #[test]
+    fn the_embedded_guest_exports_the_mysql_interfaces() {
+        let guest = Interfaces::of(EMBEDDED_GUEST, "the guest").unwrap();
+        assert!(guest.exports.contains(&format!("leashed:mysql/connection@{MYSQL_VERSION}")), "{:?}", guest.exports);
+    }
+}

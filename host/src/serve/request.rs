@@ -1,0 +1,295 @@
+//! One request, top to bottom: wait for a slot; a fresh store under the policy and the limits;
+//! the plugin's handler in a task of its own, under an audit scope and the deadline; the
+//! response (held back under `--deny-leaks`); and, once the store is dropped and its sockets are
+//! checked with the OS, one access-log line and the run's counters.
+
+use super::Server;
+use super::held::{self, Held};
+use super::totals::Totals;
+use crate::audit::report::{LeakReport, OsMismatch};
+use crate::audit::{Event, Summary};
+use crate::memory::MemoryWatch;
+use crate::state::HostState;
+use bytes::Bytes;
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use wasmtime::Store;
+use wasmtime::error::Context;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+type Response = hyper::Response<HyperOutgoingBody>;
+
+/// How the plugin's handler ended.
+#[derive(Debug)]
+enum End {
+    /// It returned.
+    Returned,
+    /// It trapped (a panic, the memory limit, a strict-policy violation, …).
+    Trapped(String),
+    /// It ran past the request's deadline and was stopped.
+    TimedOut(Duration),
+    /// The server shut down while it ran.
+    Cancelled,
+}
+
+/// What a request's store left behind, known once it is dropped.
+struct GuestRun {
+    end: End,
+    /// What the request lent and the plugin had not released when its handler ended.
+    report: LeakReport,
+    summary: Summary,
+    /// Sockets the OS still held after the store was dropped (host bugs).
+    still_open: Vec<OsMismatch>,
+}
+
+impl GuestRun {
+    fn leaked(&self) -> usize {
+        self.report.leaked_handles()
+    }
+}
+
+impl Server {
+    pub(super) async fn handle(self: Arc<Self>, request: hyper::Request<Incoming>) -> Response {
+        let arrived = Instant::now();
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let label = format!("{} {path}", request.method());
+        let Ok(Ok(permit)) = tokio::time::timeout(self.config.deadline, self.slots.clone().acquire_owned()).await else {
+            tracing::warn!(target: "leashed::access", request = %label, status = 503, "no free slot within the deadline (--max-concurrent {})", self.config.max_concurrent);
+            return text(StatusCode::SERVICE_UNAVAILABLE, "leashed: the server is busy; try again\n");
+        };
+        let deadline = self.config.deadline.saturating_sub(arrived.elapsed());
+
+        let mut store = self.new_store();
+        let (sender, receiver) = oneshot::channel();
+        let handles = (|| -> wasmtime::Result<_> {
+            let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            Ok((incoming, out))
+        })();
+        let (incoming, out) = match handles {
+            Ok(handles) => handles,
+            Err(e) => {
+                tracing::warn!(target: "leashed::access", request = %label, status = 400, "cannot hand the request to the plugin: {e:#}");
+                return text(StatusCode::BAD_REQUEST, "leashed: the request cannot be handed to the plugin\n");
+            }
+        };
+        let guest = tokio::spawn(self.clone().run_guest(store, incoming, out, label.clone(), deadline, permit));
+
+        match receiver.await {
+            // The plugin set its response head.
+            Ok(Ok(response)) if self.config.deny_leaks => match held::hold(response).await {
+                Held::Complete(parts, body) => {
+                    let run = joined(guest).await;
+                    if run.leaked() > 0 {
+                        Totals::add(&self.totals.refused, 1);
+                        self.finish(&label, StatusCode::INTERNAL_SERVER_ERROR, &run, arrived);
+                        return text(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "leashed: the plugin leaked lent handles; its response was withheld (--deny-leaks)\n",
+                        );
+                    }
+                    self.finish(&label, parts.status, &run, arrived);
+                    hyper::Response::from_parts(parts, held::full(body))
+                }
+                Held::Streaming(response) => self.finish_later(label, response.status(), guest, arrived, true, response),
+            },
+            Ok(Ok(response)) => self.finish_later(label, response.status(), guest, arrived, false, response),
+            // The plugin answered with a wasi:http error code instead of a response.
+            Ok(Err(code)) => {
+                let run = joined(guest).await;
+                self.finish(&label, StatusCode::INTERNAL_SERVER_ERROR, &run, arrived);
+                text(StatusCode::INTERNAL_SERVER_ERROR, &format!("leashed: the plugin failed the request: {code:?}\n"))
+            }
+            // The store (and with it the response outparam) is gone without a response.
+            Err(_) => {
+                let run = joined(guest).await;
+                let (status, body) = match &run.end {
+                    End::TimedOut(after) => (
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!("leashed: the plugin did not answer within {after:?}; it was stopped\n"),
+                    ),
+                    End::Trapped(why) => (StatusCode::INTERNAL_SERVER_ERROR, format!("leashed: the plugin trapped: {why}\n")),
+                    End::Cancelled => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "leashed: the server is shutting down\n".to_string())
+                    }
+                    End::Returned => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "leashed: the plugin returned without setting a response\n".to_string(),
+                    ),
+                };
+                self.finish(&label, status, &run, arrived);
+                text(status, &body)
+            }
+        }
+    }
+
+    /// A store for one request: the policy, the plugin's environment, the memory cap, and an
+    /// epoch deadline that makes a busy guest yield on every tick (so the deadline can stop it).
+    fn new_store(&self) -> Store<HostState> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.envs(&self.config.env);
+        let mut state = HostState::with_wasi(self.config.policy.clone(), wasi);
+        state.memory = MemoryWatch::capped(self.config.memory_limit);
+        state.outbound_http = self.config.outbound_http;
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+
+    /// Runs the handler under the request's audit scope and deadline, then drops the store
+    /// (reclaiming whatever the plugin left) and checks its sockets with the OS. The slot is
+    /// given back only after that.
+    async fn run_guest(
+        self: Arc<Self>,
+        mut store: Store<HostState>,
+        incoming: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
+        out: wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
+        label: String,
+        deadline: Duration,
+        permit: OwnedSemaphorePermit,
+    ) -> GuestRun {
+        let audit = store.data().audit.clone();
+        let call = audit.begin_call(label);
+        let mut cancel = self.cancel.subscribe();
+        let handler = async {
+            let proxy = self.pre.instantiate_async(&mut store).await.context("instantiating the plugin")?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
+        };
+        let end = tokio::select! {
+            handled = tokio::time::timeout(deadline, handler) => match handled {
+                Ok(Ok(())) => End::Returned,
+                Ok(Err(trap)) => End::Trapped(one_line(&trap)),
+                Err(_) => End::TimedOut(self.config.deadline),
+            },
+            _ = cancel.wait_for(|cancelled| *cancelled) => End::Cancelled,
+        };
+        audit.end_call(call, !matches!(end, End::Returned));
+        let mut report = audit.call_report(call);
+        report.suppress(&self.config.suppressions);
+        drop(store);
+        let still_open = audit.sockets_still_open();
+        let summary = audit.summary();
+        drop(permit);
+        GuestRun { end, report, summary, still_open }
+    }
+
+    /// Sends `response` now and logs the request once its store is torn down.
+    fn finish_later(
+        self: Arc<Self>,
+        label: String,
+        status: StatusCode,
+        guest: tokio::task::JoinHandle<GuestRun>,
+        arrived: Instant,
+        held_too_long: bool,
+        response: Response,
+    ) -> Response {
+        tokio::spawn(async move {
+            let run = joined(guest).await;
+            if run.leaked() > 0 && self.config.deny_leaks {
+                Totals::add(&self.totals.leaked_after_head, 1);
+                tracing::warn!(target: "leashed::leak", request = %label, held_too_long, "the response had already gone out, so --deny-leaks could not refuse it");
+            }
+            self.finish(&label, status, &run, arrived);
+        });
+        response
+    }
+
+    /// Counts the request and writes its access-log line, plus a leak report, trap or host bug
+    /// when there is one.
+    fn finish(&self, label: &str, status: StatusCode, run: &GuestRun, arrived: Instant) {
+        let totals = &self.totals;
+        let leaked = run.leaked();
+        Totals::add(&totals.requests, 1);
+        Totals::add(&totals.lent, run.summary.lent as u64);
+        Totals::add(&totals.released, run.summary.released as u64);
+        Totals::add(&totals.sockets_left_open, run.still_open.len() as u64);
+        if leaked > 0 {
+            Totals::add(&totals.leaky_requests, 1);
+            Totals::add(&totals.leaked_handles, leaked as u64);
+        }
+        let suppressed = run.report.suppressed_handles();
+        Totals::add(&totals.suppressed_handles, suppressed as u64);
+        let outcome = match &run.end {
+            End::Returned => "returned",
+            End::Trapped(_) => "trapped",
+            End::TimedOut(_) => "timed-out",
+            End::Cancelled => "cancelled",
+        };
+        match &run.end {
+            End::Trapped(_) => Totals::add(&totals.trapped, 1),
+            End::TimedOut(_) => Totals::add(&totals.timed_out, 1),
+            End::Cancelled => Totals::add(&totals.cancelled, 1),
+            End::Returned => {}
+        }
+        let ms = arrived.elapsed().as_secs_f64() * 1000.0;
+        let (lent, released) = (run.summary.lent, run.summary.released);
+        tracing::info!(target: "leashed::access", request = %label, status = status.as_u16(), ms = format!("{ms:.1}"), lent, released, leaked, suppressed, outcome);
+        for event in &run.report.events {
+            match event {
+                Event::Denied { host, port, .. } => {
+                    tracing::warn!(target: "leashed::policy", request = %label, "connecting to {host}:{port} was denied by the allowlist")
+                }
+                Event::LimitReached { what, limit, .. } => {
+                    tracing::warn!(target: "leashed::policy", request = %label, "the per-request limit of {limit} {what} was reached")
+                }
+                _ => {}
+            }
+        }
+        match &run.end {
+            End::Trapped(why) => {
+                tracing::warn!(target: "leashed::access", request = %label, status = status.as_u16(), "the plugin trapped: {why}; {}", reclaimed(run))
+            }
+            End::TimedOut(after) => {
+                tracing::warn!(target: "leashed::access", request = %label, status = status.as_u16(), "the plugin ran past the deadline of {after:?} and was stopped; {}", reclaimed(run))
+            }
+            End::Cancelled => {
+                tracing::warn!(target: "leashed::access", request = %label, "cancelled at shutdown; {}", reclaimed(run))
+            }
+            End::Returned => {}
+        }
+        if !run.report.is_clean() || suppressed > 0 {
+            tracing::warn!(target: "leashed::leak", request = %label, status = status.as_u16(), leaked, "the plugin left lent handles behind (reclaimed; sockets checked closed)\n{}", run.report.to_text().trim_end());
+        }
+        for socket in &run.still_open {
+            tracing::error!(target: "leashed::leak", request = %label, "HOST BUG: after the request's store was dropped, the socket of connection #{} (fd {}) is still open", socket.connection, socket.fd);
+        }
+    }
+}
+
+/// What happened to a stopped plugin's handles, for the log.
+fn reclaimed(run: &GuestRun) -> String {
+    let open = run.report.leaked_handles();
+    match run.still_open.len() {
+        0 => format!("{open} handles it held were reclaimed and their sockets are closed"),
+        n => format!("{open} handles it held were reclaimed, but {n} sockets are still open (host bug)"),
+    }
+}
+
+/// The guest task's result; a panic in it is a host bug, reported as such.
+async fn joined(guest: tokio::task::JoinHandle<GuestRun>) -> GuestRun {
+    match guest.await {
+        Ok(run) => run,
+        Err(e) => panic!("HOST BUG: the task running a plugin failed: {e}"),
+    }
+}
+
+/// A trap as one line: its innermost cause.
+fn one_line(trap: &wasmtime::Error) -> String {
+    trap.root_cause().to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// A plain-text response from leashed itself.
+fn text(status: StatusCode, body: &str) -> Response {
+    let mut response = hyper::Response::new(held::full(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}

@@ -1,0 +1,99 @@
+//! The counters of a whole `leashed serve` run, added to as each request's store is torn down,
+//! and the final `audit:` line printed at shutdown.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Run-wide counts; every request adds its own when its store has been dropped and checked.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub requests: AtomicU64,
+    /// Handles lent to plugins, and released (by the guest, or reclaimed at teardown).
+    pub lent: AtomicU64,
+    pub released: AtomicU64,
+    /// Requests that left handles behind, and how many handles they left (reclaimed after).
+    pub leaky_requests: AtomicU64,
+    pub leaked_handles: AtomicU64,
+    /// Handles of leaks a suppression matched (logged, never refused).
+    pub suppressed_handles: AtomicU64,
+    /// Of the leaky requests, those refused with 500 (`--deny-leaks`), and those whose response
+    /// had already gone out.
+    pub refused: AtomicU64,
+    pub leaked_after_head: AtomicU64,
+    /// Requests whose plugin trapped, ran past the deadline, or were cancelled at shutdown.
+    pub trapped: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub cancelled: AtomicU64,
+    /// Sockets the OS still held after a request's store was dropped: host bugs.
+    pub sockets_left_open: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TotalsSnapshot {
+    pub requests: u64,
+    pub lent: u64,
+    pub released: u64,
+    pub leaky_requests: u64,
+    pub leaked_handles: u64,
+    pub suppressed_handles: u64,
+    pub refused: u64,
+    pub leaked_after_head: u64,
+    pub trapped: u64,
+    pub timed_out: u64,
+    pub cancelled: u64,
+    pub sockets_left_open: u64,
+}
+
+impl Totals {
+    pub fn snapshot(&self) -> TotalsSnapshot {
+        TotalsSnapshot {
+            requests: self.requests.load(Relaxed),
+            lent: self.lent.load(Relaxed),
+            released: self.released.load(Relaxed),
+            leaky_requests: self.leaky_requests.load(Relaxed),
+            leaked_handles: self.leaked_handles.load(Relaxed),
+            suppressed_handles: self.suppressed_handles.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            leaked_after_head: self.leaked_after_head.load(Relaxed),
+            trapped: self.trapped.load(Relaxed),
+            timed_out: self.timed_out.load(Relaxed),
+            cancelled: self.cancelled.load(Relaxed),
+            sockets_left_open: self.sockets_left_open.load(Relaxed),
+        }
+    }
+
+    pub(super) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
+impl fmt::Display for TotalsSnapshot {
+    /// `audit: 12 requests, 36 handles lent, 36 released, 2 leaked in 1 request (reclaimed,
+    /// sockets closed), 0 open`; the `open` count is the sockets the OS still held after their
+    /// request ended, which is 0 unless the host has a bug.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        write!(f, "audit: {}, {} lent, {} released", plural(self.requests, "request"), plural(self.lent, "handle"), self.released)?;
+        if self.leaky_requests > 0 {
+            write!(
+                f,
+                ", {} leaked in {} (reclaimed, sockets closed; {} refused with 500)",
+                self.leaked_handles,
+                plural(self.leaky_requests, "request"),
+                self.refused
+            )?;
+        }
+        if self.suppressed_handles > 0 {
+            write!(f, ", {} suppressed", self.suppressed_handles)?;
+        }
+        if self.trapped + self.timed_out + self.cancelled > 0 {
+            write!(
+                f,
+                ", {} trapped, {} timed out, {} cancelled at shutdown (their handles reclaimed)",
+                self.trapped, self.timed_out, self.cancelled
+            )?;
+        }
+        write!(f, ", {} open", self.sockets_left_open)
+    }
+}

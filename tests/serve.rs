@@ -1,0 +1,182 @@
+//! `leashed serve` end to end: the real binary serving the example plugins (Rust and Python,
+//! built from source by tests/build.rs) and the leaky fixture plugin, called with curl, against
+//! the private MariaDB; the per-request audit in the log, the sockets in /proc, SIGTERM.
+
+use leashed_tests::served::{Reply, Served, sockets_to_port};
+use leashed_tests::{Account, instance_for, options, url};
+use std::sync::Once;
+use std::time::Duration;
+
+/// Rows in the items table the plugins serve.
+const ITEMS: u64 = 3000;
+
+/// Fills `items` once per test binary: `ITEMS` rows, id n named `item-n` priced n/4.
+fn items_table() {
+    static FILLED: Once = Once::new();
+    FILLED.call_once(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let url = url(Account::Native);
+            let mut instance = instance_for(&url).await;
+            let conn = instance.open(&options(&url)).await.unwrap().expect("login");
+            let sql = format!(
+                "DROP TABLE IF EXISTS items; \
+                 CREATE TABLE items (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, \
+                 price DECIMAL(10,2) NOT NULL); \
+                 INSERT INTO items (id, name, price) SELECT seq, CONCAT('item-', seq), seq / 4 FROM seq_1_to_{ITEMS}"
+            );
+            instance.query(conn, &sql).await.unwrap().expect("items table");
+            instance.close(conn).await.unwrap().expect("close");
+        });
+    });
+}
+
+/// The flags that point a plugin at the private MariaDB.
+fn database_args() -> Vec<String> {
+    let url = url(Account::Native);
+    let text = std::env::var("LEASHED_TEST_NATIVE_URL").unwrap();
+    vec!["--allow".into(), format!("{}:{}", url.host, url.port), "--env".into(), format!("DATABASE_URL={text}")]
+}
+
+fn serve(plugin: &str, extra: &[&str]) -> Served {
+    items_table();
+    let mut args = database_args();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Served::start(plugin, &args)
+}
+
+fn db_port() -> u16 {
+    url(Account::Native).port
+}
+
+/// Acceptance 1: the Rust plugin answers curl with a row; the request's audit line shows 3
+/// handles lent and released, 0 leaked; the process then holds no socket to MariaDB; SIGTERM
+/// ends it with 0 and a final audit line with 0 open.
+#[test]
+fn rust_plugin_answers_with_a_row_and_a_clean_audit() {
+    let mut served = serve(env!("LEASHED_PLUGIN_ITEMS_RUST"), &[]);
+    let reply = served.get("/items/2");
+    assert_eq!(reply, Reply { status: 200, body: r#"{"id":2,"name":"item-2","price":"0.50"}"#.into() });
+    let line = served.wait_for_log("request=GET /items/2", Duration::from_secs(5));
+    for field in ["status=200", "lent=3", "released=3", "leaked=0", "outcome=\"returned\""] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+    assert_eq!(sockets_to_port(served.pid(), db_port()), 0, "a socket to MariaDB is left:\n{}", served.log());
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert_eq!(last, "audit: 1 request, 3 handles lent, 3 released, 0 open", "{log}");
+}
+
+/// Acceptance 2: the Python plugin gives byte-identical answers to the Rust one, for rows,
+/// misses, bad input, the buffered list, the streamed list and inserts.
+#[test]
+fn python_plugin_answers_byte_for_byte_like_the_rust_one() {
+    let mut rust = serve(env!("LEASHED_PLUGIN_ITEMS_RUST"), &[]);
+    let mut python = serve(env!("LEASHED_PLUGIN_ITEMS_PYTHON"), &[]);
+    for path in ["/items/1", "/items/3000", "/items/99999", "/items/abc", "/items", "/items?stream=1", "/nowhere"] {
+        let (a, b) = (rust.get(path), python.get(path));
+        assert_eq!(a.status, b.status, "GET {path}");
+        assert!(a.body == b.body, "GET {path}: bodies differ\nrust:   {:.300}\npython: {:.300}", a.body, b.body);
+    }
+    let streamed = rust.get("/items?stream=1");
+    assert_eq!(streamed.body.lines().count() as u64, ITEMS, "one NDJSON line per row");
+    let first = rust.request("POST", "/items", Some(r#"{"name":"pear","price":"2.25"}"#));
+    let second = python.request("POST", "/items", Some(r#"{"name":"fig","price":"0.75"}"#));
+    assert_eq!((first.status, second.status), (201, 201), "{first:?} {second:?}");
+    let id = |reply: &Reply| -> u64 { reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}').parse().unwrap() };
+    assert_eq!(id(&second), id(&first) + 1, "{first:?} {second:?}");
+    assert_eq!(python.get(&format!("/items/{}", id(&first))), rust.get(&format!("/items/{}", id(&first))));
+    let bad = (rust.request("POST", "/items", Some("{")), python.request("POST", "/items", Some("{")));
+    assert_eq!(bad.0.status, 400);
+    assert_eq!(bad.0, bad.1);
+    for served in [rust, python] {
+        let (code, log) = served.terminate();
+        assert_eq!(code, Some(0), "{log}");
+        assert!(log.lines().last().unwrap_or_default().ends_with(", 0 open"), "{log}");
+        assert!(!log.contains("leaked=1"), "{log}");
+    }
+}
+
+/// Acceptance 3: a connection kept past the response is logged with the request and the
+/// plugin's own creation site; with --deny-leaks the response is refused with 500, and the next
+/// request succeeds. The socket is reclaimed and closed.
+#[test]
+fn a_leaked_connection_is_reported_and_refused_with_deny_leaks() {
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deny-leaks"]);
+    let reply = served.get("/leak-connection");
+    assert_eq!(reply.status, 500, "{reply:?}");
+    assert!(reply.body.contains("leaked"), "{reply:?}");
+    let log = served.log();
+    assert!(log.contains("request=GET /leak-connection status=500"), "{log}");
+    assert!(log.contains("Direct leak: connection #1"), "{log}");
+    assert!(log.contains("keep_connection"), "the plugin's own site is missing:\n{log}");
+    assert_eq!(served.get("/ok"), Reply { status: 200, body: r#"{"ok":true}"#.into() });
+    assert_eq!(sockets_to_port(served.pid(), db_port()), 0, "{}", served.log());
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(last.contains("3 leaked in 1 request (reclaimed, sockets closed; 1 refused with 500)"), "{last}");
+    assert!(last.ends_with(", 0 open"), "{last}");
+}
+
+/// The seed bug as a plugin (a reader kept after its connection was dropped), under the
+/// deferred policy: without --deny-leaks the response goes out, and the log names the reader.
+#[test]
+fn a_kept_reader_is_reported_under_the_deferred_policy() {
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--policy", "deferred"]);
+    let reply = served.get("/leak-reader");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let log = served.log();
+    assert!(log.contains("leaked=1"), "{log}");
+    assert!(log.contains("reader #2"), "{log}");
+    assert!(log.contains("keep_reader"), "the plugin's own site is missing:\n{log}");
+    assert_eq!(sockets_to_port(served.pid(), db_port()), 0, "{log}");
+    assert_eq!(served.get("/ok").status, 200);
+}
+
+/// Acceptance 4: a trap, an endless loop, memory past the limit and a connect outside the
+/// allowlist each get a 500/504 (or the plugin's own error) and one clear log line; the server
+/// keeps answering and holds no socket afterwards.
+#[test]
+fn faults_get_500_or_504_and_the_server_keeps_serving() {
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deadline", "2", "--memory-limit", "64"]);
+
+    let trap = served.get("/trap");
+    assert_eq!(trap.status, 500, "{trap:?}");
+    assert!(trap.body.contains("trapped"), "{trap:?}");
+    served.wait_for_log("the plugin trapped:", Duration::from_secs(5));
+
+    let spin = served.get("/loop");
+    assert_eq!(spin.status, 504, "{spin:?}");
+    served.wait_for_log("ran past the deadline of 2s", Duration::from_secs(5));
+
+    let grow = served.get("/grow");
+    assert_eq!(grow.status, 500, "{grow:?}");
+    served.wait_for_log("memory limit is reached", Duration::from_secs(5));
+
+    let elsewhere = served.get("/connect-elsewhere?port=1");
+    assert_eq!(elsewhere.status, 500, "{elsewhere:?}");
+    served.wait_for_log("connecting to 127.0.0.1:1 was denied by the allowlist", Duration::from_secs(5));
+
+    assert_eq!(served.get("/ok").status, 200, "{}", served.log());
+    assert_eq!(sockets_to_port(served.pid(), db_port()), 0, "{}", served.log());
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.lines().last().unwrap_or_default().ends_with(", 0 open"), "{log}");
+}
+
+/// Bad plugins are refused before serving, with one line and exit 2.
+#[test]
+fn unusable_components_are_refused_with_one_line() {
+    let fixture = env!("LEASHED_FIXTURE_SEED_BUG");
+    let out = std::process::Command::new(leashed_tests::served::leashed_bin())
+        .args(["serve", fixture, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("exports no `wasi:http/incoming-handler@0.2.x`"), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+}
