@@ -1,20 +1,39 @@
-//! Builds the fixture guests (tests/fixtures/*) as real wasm32-wasip2 components and passes
-//! their paths to the tests as `LEASHED_FIXTURE_<NAME>` (e.g. LEASHED_FIXTURE_SEED_BUG).
+//! Builds the fixture guests (tests/fixtures/*) and the example plugins (guest/plugins/*) as
+//! real wasm32-wasip2 components and passes their paths to the tests as
+//! `LEASHED_FIXTURE_<NAME>` (e.g. LEASHED_FIXTURE_SEED_BUG) and `LEASHED_PLUGIN_<NAME>`
+//! (LEASHED_PLUGIN_ITEMS_RUST, LEASHED_PLUGIN_ITEMS_PYTHON).
+//!
+//! The Python components (the example plugin and the leaky-python fixture) need componentize-py
+//! (scripts/install-componentize-py installs it).
 
-use leashed_build_support::ComponentBuild;
+use leashed_build_support::{ComponentBuild, componentize_py};
 use std::env;
 use std::path::{Path, PathBuf};
 
-const FIXTURES: [&str; 6] = ["seed-bug", "forget-all", "hold-writer", "trap-mid-read", "connect-loop", "well-behaved"];
+const FIXTURES: [&str; 7] =
+    ["seed-bug", "forget-all", "hold-writer", "trap-mid-read", "connect-loop", "well-behaved", "leaky-plugin"];
 
 fn main() {
     let tests_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let fixtures = tests_dir.join("fixtures");
     let root = tests_dir.parent().expect("tests/ sits in the workspace root");
+    build_fixtures(&tests_dir.join("fixtures"), root);
+    build_plugins(&root.join("guest").join("plugins"), root);
+    let leaky_python = componentize_py(
+        &tests_dir.join("fixtures").join("leaky-python").join("app.py"),
+        &root.join("wit"),
+        "plugin",
+        &root.join("target").join("fixtures").join("leaky_python.wasm"),
+    );
+    export("FIXTURE", "leaky-python", &leaky_python);
+}
+
+fn build_fixtures(fixtures: &Path, root: &Path) {
     let packages: Vec<String> = FIXTURES.iter().map(|f| format!("fixture-{f}")).collect();
     let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
     let mut watch: Vec<PathBuf> = FIXTURES.iter().map(|f| fixtures.join(f)).collect();
     watch.extend([fixtures.join("wit"), fixtures.join("Cargo.lock"), root.join("wit")]);
+    // leaky-plugin reads DATABASE_URL with items-rust's parser (a #[path] module).
+    watch.push(root.join("guest/plugins/items-rust/src/config.rs"));
     let watch: Vec<&Path> = watch.iter().map(PathBuf::as_path).collect();
     let wasm = ComponentBuild {
         manifest: &fixtures.join("Cargo.toml"),
@@ -24,7 +43,33 @@ fn main() {
     }
     .build();
     for (name, path) in FIXTURES.iter().zip(wasm) {
-        let var = format!("LEASHED_FIXTURE_{}", name.to_uppercase().replace('-', "_"));
-        println!("cargo:rustc-env={var}={}", path.display());
+        export("FIXTURE", name, &path);
     }
+}
+
+fn build_plugins(plugins: &Path, root: &Path) {
+    let target_dir = root.join("target").join("plugins");
+    let watch = [plugins.join("items-rust"), plugins.join("Cargo.toml"), plugins.join("Cargo.lock"), root.join("wit")];
+    let watch: Vec<&Path> = watch.iter().map(PathBuf::as_path).collect();
+    let wasm = ComponentBuild {
+        manifest: &plugins.join("Cargo.toml"),
+        packages: &["items-rust"],
+        target_dir: &target_dir,
+        watch: &watch,
+    }
+    .build();
+    export("PLUGIN", "items-rust", &wasm[0]);
+    let python = componentize_py(
+        &plugins.join("items-python").join("app.py"),
+        &root.join("wit"),
+        "plugin",
+        &target_dir.join("items_python.wasm"),
+    );
+    export("PLUGIN", "items-python", &python);
+}
+
+/// `LEASHED_<KIND>_<NAME>` for the tests, e.g. LEASHED_PLUGIN_ITEMS_RUST.
+fn export(kind: &str, name: &str, path: &Path) {
+    let var = format!("LEASHED_{kind}_{}", name.to_uppercase().replace('-', "_"));
+    println!("cargo:rustc-env={var}={}", path.display());
 }
