@@ -121,6 +121,40 @@ fn a_leaked_connection_is_reported_and_refused_with_deny_leaks() {
     assert!(last.ends_with(", 0 open"), "{last}");
 }
 
+/// A Python plugin's leak names the request; the creation site runs from the guest through
+/// leashed:mysql#open into the Python runtime, its interpreter frames folded into one line.
+#[test]
+fn a_python_leak_is_reported_with_interpreter_frames_folded() {
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PYTHON"), &["--deny-leaks"]);
+    assert_eq!(served.get("/leak-connection").status, 500);
+    let log = served.log();
+    assert!(log.contains("request=GET /leak-connection status=500"), "{log}");
+    assert!(log.contains("#0 leashed_guest::link::Link::connect"), "{log}");
+    assert!(log.contains("leashed:mysql/connection@0.1.0#[static]connection.open"), "{log}");
+    assert!(log.contains(" CPython interpreter frames …"), "{log}");
+    assert!(!log.contains("_PyEval_EvalFrameDefault"), "interpreter frames are not folded:\n{log}");
+    assert_eq!(served.get("/ok").status, 200, "{}", served.log());
+    assert_eq!(sockets_to_port(served.pid(), db_port()), 0, "{}", served.log());
+}
+
+/// A suppression matching the leak's site lets it pass under --deny-leaks; it is still logged
+/// and counted, as suppressed.
+#[test]
+fn a_suppressed_leak_passes_and_is_shown_as_suppressed() {
+    let file = std::env::temp_dir().join(format!("leashed-suppressions-{}.txt", std::process::id()));
+    std::fs::write(&file, "# the fixture keeps this on purpose\nleak:open_and_keep_*\n").unwrap();
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deny-leaks", "--suppressions", file.to_str().unwrap()]);
+    let reply = served.get("/leak-connection");
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let log = served.log();
+    assert!(log.contains("leaked=0 suppressed=3"), "{log}");
+    assert!(log.contains("suppressed leak (matches `open_and_keep_*`): connection #1 with reader #2, writer #3"), "{log}");
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.lines().last().unwrap_or_default().contains(", 3 suppressed, 0 open"), "{log}");
+}
+
 /// The seed bug as a plugin (a reader kept after its connection was dropped), under the
 /// deferred policy: without --deny-leaks the response goes out, and the log names the reader.
 #[test]
@@ -165,6 +199,65 @@ fn faults_get_500_or_504_and_the_server_keeps_serving() {
     let (code, log) = served.terminate();
     assert_eq!(code, Some(0), "{log}");
     assert!(log.lines().last().unwrap_or_default().ends_with(", 0 open"), "{log}");
+}
+
+/// Outgoing wasi:http requests are denied by default, and reach a real HTTP server with
+/// --allow-outbound-http.
+#[test]
+fn outbound_http_is_denied_unless_allowed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let _ = stream.read(&mut [0; 4096]);
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+        }
+    });
+    let path = format!("/outbound?port={port}");
+    let mut denied = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &[]);
+    let reply = denied.get(&path);
+    assert_eq!(reply.status, 500, "{reply:?}");
+    assert!(reply.body.contains("HttpRequestDenied"), "{reply:?}");
+    denied.wait_for_log("outgoing HTTP request denied", Duration::from_secs(5));
+    let mut allowed = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--allow-outbound-http"]);
+    assert_eq!(allowed.get(&path), Reply { status: 200, body: r#"{"outbound":204}"#.into() });
+}
+
+/// --log-format json: one JSON object per line, the access line with its fields.
+#[test]
+fn json_logs_carry_the_request_fields() {
+    let mut served = serve(env!("LEASHED_PLUGIN_ITEMS_RUST"), &["--log-format", "json"]);
+    assert_eq!(served.get("/items/3").status, 200);
+    let log = served.log();
+    let access = log
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .find(|v| v["target"] == "leashed::access")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(access["request"], "GET /items/3");
+    assert_eq!((access["status"].as_u64(), access["lent"].as_u64(), access["leaked"].as_u64()), (Some(200), Some(3), Some(0)));
+}
+
+/// SIGTERM while a request outlives the shutdown timeout: it is cancelled (503) and reclaimed,
+/// and the process still exits 0 with a final line that counts it.
+#[test]
+fn shutdown_cancels_what_outlives_its_timeout() {
+    let served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deadline", "60", "--shutdown-timeout", "1"]);
+    let url = format!("http://{}/loop", served.addr);
+    let client = std::thread::spawn(move || {
+        let out = std::process::Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
+        String::from_utf8_lossy(&out.unwrap().stdout).into_owned()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(client.join().unwrap(), "503", "{log}");
+    assert!(log.contains("cancelling them and reclaiming what they hold"), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(last.contains("0 trapped, 0 timed out, 1 cancelled at shutdown"), "{last}");
+    assert!(last.ends_with(", 0 open"), "{last}");
 }
 
 /// Bad plugins are refused before serving, with one line and exit 2.

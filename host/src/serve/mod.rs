@@ -37,6 +37,9 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 /// runtime at least this often, so deadlines and shutdown can stop it.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How long connections get to send the 503 of a request cancelled at shutdown.
+const CANCELLED_ANSWER_GRACE: Duration = Duration::from_secs(2);
+
 /// A plugin compiled and pre-instantiated, ready to serve.
 pub struct Server {
     pre: ProxyPre<HostState>,
@@ -97,7 +100,9 @@ impl Server {
         drop(listener);
         let in_flight = self.in_flight();
         tracing::info!(in_flight, "shutting down: no new connections; waiting for requests in flight");
-        let finished = tokio::time::timeout(self.config.shutdown_timeout, graceful.shutdown()).await.is_ok();
+        let connections_done = graceful.shutdown();
+        tokio::pin!(connections_done);
+        let finished = tokio::time::timeout(self.config.shutdown_timeout, &mut connections_done).await.is_ok();
         if !finished || self.in_flight() > 0 {
             tracing::warn!(
                 in_flight = self.in_flight(),
@@ -105,6 +110,8 @@ impl Server {
                 self.config.shutdown_timeout
             );
             self.cancel.send_replace(true);
+            // Cancelled requests answer 503; give their connections a moment to send it.
+            let _ = tokio::time::timeout(CANCELLED_ANSWER_GRACE, &mut connections_done).await;
         }
         // Every request holds a slot until its store is dropped and checked against the OS.
         let all = u32::try_from(self.config.max_concurrent).unwrap_or(u32::MAX);

@@ -256,7 +256,7 @@ impl Server {
             End::Returned => {}
         }
         if !run.report.is_clean() || suppressed > 0 {
-            tracing::warn!(target: "leashed::leak", request = %label, status = status.as_u16(), leaked, "the plugin left lent handles behind (reclaimed; sockets checked closed)\n{}", run.report.to_text().trim_end());
+            tracing::warn!(target: "leashed::leak", request = %label, status = status.as_u16(), leaked, "the plugin left lent handles behind (reclaimed; sockets checked closed)\n{}\n   ", run.report.to_text().trim_end());
         }
         for socket in &run.still_open {
             tracing::error!(target: "leashed::leak", request = %label, "HOST BUG: after the request's store was dropped, the socket of connection #{} (fd {}) is still open", socket.connection, socket.fd);
@@ -273,11 +273,21 @@ fn reclaimed(run: &GuestRun) -> String {
     }
 }
 
-/// The guest task's result; a panic in it is a host bug, reported as such.
+/// The guest task's result. A panic in it is a host bug: it is logged as such and the request
+/// is answered as if the plugin had trapped (its store is gone with the task).
 async fn joined(guest: tokio::task::JoinHandle<GuestRun>) -> GuestRun {
     match guest.await {
         Ok(run) => run,
-        Err(e) => panic!("HOST BUG: the task running a plugin failed: {e}"),
+        Err(e) => {
+            tracing::error!(target: "leashed::access", "HOST BUG: the task running a plugin failed: {e}");
+            let nothing = crate::audit::Audit::default();
+            GuestRun {
+                end: End::Trapped(format!("host bug: {e}")),
+                report: nothing.store_report(),
+                summary: nothing.summary(),
+                still_open: Vec::new(),
+            }
+        }
     }
 }
 
