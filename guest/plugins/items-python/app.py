@@ -133,10 +133,14 @@ def read_body(request):
     return bytes(data)
 
 
-def start_response(response_out, status, content_type):
-    """Hands a response with `status` and `content-type` to the host and returns its body, for
-    the caller to write and then finish."""
-    response = OutgoingResponse(Fields.from_list([("content-type", content_type.encode())]))
+def start_response(response_out, status, content_type, length=None):
+    """Hands a response with `status`, `content-type` and, when the body's size is known,
+    `content-length` (so HTTP/1.0 clients can keep the connection) to the host and returns its
+    body, for the caller to write and then finish."""
+    fields = [("content-type", content_type.encode())]
+    if length is not None:
+        fields.append(("content-length", str(length).encode()))
+    response = OutgoingResponse(Fields.from_list(fields))
     response.set_status_code(status)
     body = response.body()
     ResponseOutparam.set(response_out, Ok(response))
@@ -155,9 +159,10 @@ def write_all(out, data):
 
 def send(response_out, status, body):
     """Sends a complete JSON reply."""
-    out_body = start_response(response_out, status, "application/json")
+    data = body.encode()
+    out_body = start_response(response_out, status, "application/json", len(data))
     with out_body.write() as out:
-        written = write_all(out, body.encode())
+        written = write_all(out, data)
     finish(out_body, written)
 
 

@@ -128,7 +128,7 @@ pub fn stream(response_out: ResponseOutparam) {
             return crate::send_reply(response_out, Reply::error(500, &message(&e)));
         }
     };
-    let body = start_response(response_out, 200, "application/x-ndjson");
+    let body = start_response(response_out, 200, "application/x-ndjson", None);
     let out = body.write().expect("a new body's stream is taken once");
     // `Ok(false)`: the client went away, so nothing more is written.
     let mut outcome: Result<bool, String> = Ok(true);

@@ -107,11 +107,20 @@ fn read_body(request: IncomingRequest) -> Result<Vec<u8>, Reply> {
     outcome
 }
 
-/// Starts a response with `status` and `content-type`, hands it to the host, and returns its
-/// body for the caller to write and then `finish`.
-pub fn start_response(response_out: ResponseOutparam, status: u16, content_type: &str) -> OutgoingBody {
-    let headers = Fields::from_list(&[("content-type".to_string(), content_type.as_bytes().to_vec())])
-        .expect("content-type is a valid header");
+/// Starts a response with `status`, `content-type` and, when the body's size is known,
+/// `content-length` (so HTTP/1.0 clients can keep the connection); hands it to the host and
+/// returns its body for the caller to write and then `finish`.
+pub fn start_response(
+    response_out: ResponseOutparam,
+    status: u16,
+    content_type: &str,
+    length: Option<usize>,
+) -> OutgoingBody {
+    let mut fields = vec![("content-type".to_string(), content_type.as_bytes().to_vec())];
+    if let Some(length) = length {
+        fields.push(("content-length".to_string(), length.to_string().into_bytes()));
+    }
+    let headers = Fields::from_list(&fields).expect("content-type and content-length are valid headers");
     let response = OutgoingResponse::new(headers);
     response.set_status_code(status).expect("the status codes used here are valid");
     let body = response.body().expect("a new response's body is taken once");
@@ -129,7 +138,7 @@ pub fn write_all(stream: &OutputStream, bytes: &[u8]) -> Result<(), StreamError>
 
 /// Sends a complete JSON reply.
 pub fn send_reply(response_out: ResponseOutparam, reply: Reply) {
-    let body = start_response(response_out, reply.status, "application/json");
+    let body = start_response(response_out, reply.status, "application/json", Some(reply.body.len()));
     let stream = body.write().expect("a new body's stream is taken once");
     let written = write_all(&stream, reply.body.as_bytes());
     drop(stream);
