@@ -85,7 +85,8 @@ fn python_plugin_answers_byte_for_byte_like_the_rust_one() {
     let first = rust.request("POST", "/items", Some(r#"{"name":"pear","price":"2.25"}"#));
     let second = python.request("POST", "/items", Some(r#"{"name":"fig","price":"0.75"}"#));
     assert_eq!((first.status, second.status), (201, 201), "{first:?} {second:?}");
-    let id = |reply: &Reply| -> u64 { reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}').parse().unwrap() };
+    let id =
+        |reply: &Reply| -> u64 { reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}').parse().unwrap() };
     assert_eq!(id(&second), id(&first) + 1, "{first:?} {second:?}");
     assert_eq!(python.get(&format!("/items/{}", id(&first))), rust.get(&format!("/items/{}", id(&first))));
     let bad = (rust.request("POST", "/items", Some("{")), python.request("POST", "/items", Some("{")));
@@ -143,13 +144,17 @@ fn a_python_leak_is_reported_with_interpreter_frames_folded() {
 fn a_suppressed_leak_passes_and_is_shown_as_suppressed() {
     let file = std::env::temp_dir().join(format!("leashed-suppressions-{}.txt", std::process::id()));
     std::fs::write(&file, "# the fixture keeps this on purpose\nleak:open_and_keep_*\n").unwrap();
-    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deny-leaks", "--suppressions", file.to_str().unwrap()]);
+    let mut served =
+        serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deny-leaks", "--suppressions", file.to_str().unwrap()]);
     let reply = served.get("/leak-connection");
     let _ = std::fs::remove_file(&file);
     assert_eq!(reply.status, 200, "{reply:?}");
     let log = served.log();
     assert!(log.contains("leaked=0 suppressed=3"), "{log}");
-    assert!(log.contains("suppressed leak (matches `open_and_keep_*`): connection #1 with reader #2, writer #3"), "{log}");
+    assert!(
+        log.contains("suppressed leak (matches `open_and_keep_*`): connection #1 with reader #2, writer #3"),
+        "{log}"
+    );
     let (code, log) = served.terminate();
     assert_eq!(code, Some(0), "{log}");
     assert!(log.lines().last().unwrap_or_default().contains(", 3 suppressed, 0 open"), "{log}");
@@ -237,7 +242,10 @@ fn json_logs_carry_the_request_fields() {
         .find(|v| v["target"] == "leashed::access")
         .unwrap_or_else(|| panic!("{log}"));
     assert_eq!(access["request"], "GET /items/3");
-    assert_eq!((access["status"].as_u64(), access["lent"].as_u64(), access["leaked"].as_u64()), (Some(200), Some(3), Some(0)));
+    assert_eq!(
+        (access["status"].as_u64(), access["lent"].as_u64(), access["leaked"].as_u64()),
+        (Some(200), Some(3), Some(0))
+    );
 }
 
 /// SIGTERM while a request outlives the shutdown timeout: it is cancelled (503) and reclaimed,
@@ -247,7 +255,8 @@ fn shutdown_cancels_what_outlives_its_timeout() {
     let served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deadline", "60", "--shutdown-timeout", "1"]);
     let url = format!("http://{}/loop", served.addr);
     let client = std::thread::spawn(move || {
-        let out = std::process::Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
+        let out =
+            std::process::Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
         String::from_utf8_lossy(&out.unwrap().stdout).into_owned()
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -258,6 +267,26 @@ fn shutdown_cancels_what_outlives_its_timeout() {
     let last = log.lines().last().unwrap_or_default();
     assert!(last.contains("0 trapped, 0 timed out, 1 cancelled at shutdown"), "{last}");
     assert!(last.ends_with(", 0 open"), "{last}");
+}
+
+/// --max-concurrent 1: a request that arrives while the only slot is taken waits for it (within
+/// its own deadline) instead of failing, and then runs.
+#[test]
+fn requests_over_max_concurrent_wait_for_a_slot() {
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--max-concurrent", "1", "--deadline", "3"]);
+    let url = format!("http://{}/loop", served.addr);
+    let holder = std::thread::spawn(move || {
+        let out =
+            std::process::Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
+        String::from_utf8_lossy(&out.unwrap().stdout).into_owned()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let waited = served.get("/ok");
+    assert_eq!(holder.join().unwrap(), "504");
+    assert_eq!(waited.status, 200, "{waited:?}\n{}", served.log());
+    let line = served.wait_for_log("request=GET /ok", Duration::from_secs(5));
+    let ms: f64 = line.split("ms=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap().parse().unwrap();
+    assert!(ms >= 2000.0, "/ok should have waited for the slot: {line}");
 }
 
 /// Bad plugins are refused before serving, with one line and exit 2.

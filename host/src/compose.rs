@@ -28,7 +28,10 @@ impl Interfaces {
         let package = Package::from_bytes(what, None, bytes.to_vec(), graph.types_mut())
             .map_err(|e| format_err!("{what} is not a valid component: {e:#}"))?;
         let world = &graph.types()[package.ty()];
-        Ok(Interfaces { imports: world.imports.keys().cloned().collect(), exports: world.exports.keys().cloned().collect() })
+        Ok(Interfaces {
+            imports: world.imports.keys().cloned().collect(),
+            exports: world.exports.keys().cloned().collect(),
+        })
     }
 
     /// Whether any import is from leashed:mysql (of any version).
@@ -63,7 +66,9 @@ pub fn check_plugin(interfaces: &Interfaces, what: &str) -> wasmtime::Result<()>
             ),
         };
         if !semver_compatible(version, wanted) {
-            bail!("{what} imports `{name}`, but this leashed provides {package}@{wanted}; rebuild the plugin against this leashed's wit/");
+            bail!(
+                "{what} imports `{name}`, but this leashed provides {package}@{wanted}; rebuild the plugin against this leashed's wit/"
+            );
         }
     }
     Ok(())

@@ -22,9 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-pub use records::{
-    CallId, CallRecord, Denial, Event, HandleId, HandleKind, HandleRecord, LastOp, Release, Summary,
-};
+pub use records::{CallId, CallRecord, Denial, Event, HandleId, HandleKind, HandleRecord, LastOp, Release, Summary};
 
 /// Connections given back whole that a store keeps the records of; older ones are only counted.
 pub const KEPT_CLEAN_CONNECTIONS: usize = 1024;
@@ -203,8 +201,16 @@ impl Audit {
         let mut registry = self.registry();
         registry.started_calls += 1;
         let id = CallId(registry.started_calls);
-        let record =
-            CallRecord { id, name: name.into(), trapped: false, finished: false, lent: 0, not_dropped: 0, events: 0, ended: None };
+        let record = CallRecord {
+            id,
+            name: name.into(),
+            trapped: false,
+            finished: false,
+            lent: 0,
+            not_dropped: 0,
+            events: 0,
+            ended: None,
+        };
         registry.calls.insert(id, record);
         registry.current_call = Some(id);
         id

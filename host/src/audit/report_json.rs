@@ -171,7 +171,10 @@ impl LeakReport {
                 .iter()
                 .map(|(l, pattern)| SuppressedJson {
                     pattern: pattern.clone(),
-                    leak: LeakJson { connection: handle(&l.connection), streams: l.streams.iter().map(handle).collect() },
+                    leak: LeakJson {
+                        connection: handle(&l.connection),
+                        streams: l.streams.iter().map(handle).collect(),
+                    },
                 })
                 .collect(),
         }

@@ -49,9 +49,10 @@ impl Suppressions {
 
     /// The first pattern that matches any frame of any of the sites.
     pub fn matching<'a>(&self, sites: impl IntoIterator<Item = &'a [String]> + Clone) -> Option<&str> {
-        self.patterns.iter().map(String::as_str).find(|pattern| {
-            sites.clone().into_iter().any(|site| site.iter().any(|frame| matches(pattern, frame)))
-        })
+        self.patterns
+            .iter()
+            .map(String::as_str)
+            .find(|pattern| sites.clone().into_iter().any(|site| site.iter().any(|frame| matches(pattern, frame))))
     }
 }
 

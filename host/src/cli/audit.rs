@@ -123,7 +123,8 @@ pub async fn run(args: AuditArgs) -> u8 {
     }
     // After teardown nothing is open; what the host had to reclaim is said as such, with the
     // OS's word that those sockets are closed.
-    let closed = if summary.reclaimed > 0 && teardown.still_open.is_empty() { " (their sockets are closed)" } else { "" };
+    let closed =
+        if summary.reclaimed > 0 && teardown.still_open.is_empty() { " (their sockets are closed)" } else { "" };
     eprintln!("{summary}{closed}");
 
     if let Some(path) = &args.audit_json {

@@ -66,8 +66,9 @@ impl Server {
         let component = Component::new(&engine, &bytes).with_context(|| format!("compiling {what}"))?;
         let mut linker = net_linker(&engine)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        let instance_pre =
-            linker.instantiate_pre(&component).with_context(|| format!("{what} needs imports leashed cannot provide"))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .with_context(|| format!("{what} needs imports leashed cannot provide"))?;
         let pre = ProxyPre::new(instance_pre)
             .with_context(|| format!("{what} does not export wasi:http/incoming-handler@0.2"))?;
         start_epoch_ticker(&engine);

@@ -59,7 +59,8 @@ impl Server {
         let arrived = Instant::now();
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
         let label = format!("{} {path}", request.method());
-        let Ok(Ok(permit)) = tokio::time::timeout(self.config.deadline, self.slots.clone().acquire_owned()).await else {
+        let Ok(Ok(permit)) = tokio::time::timeout(self.config.deadline, self.slots.clone().acquire_owned()).await
+        else {
             tracing::warn!(target: "leashed::access", request = %label, status = 503, "no free slot within the deadline (--max-concurrent {})", self.config.max_concurrent);
             return text(StatusCode::SERVICE_UNAVAILABLE, "leashed: the server is busy; try again\n");
         };
@@ -97,7 +98,9 @@ impl Server {
                     self.finish(&label, parts.status, &run, arrived);
                     hyper::Response::from_parts(parts, held::full(body))
                 }
-                Held::Streaming(response) => self.finish_later(label, response.status(), guest, arrived, true, response),
+                Held::Streaming(response) => {
+                    self.finish_later(label, response.status(), guest, arrived, true, response)
+                }
             },
             Ok(Ok(response)) => self.finish_later(label, response.status(), guest, arrived, false, response),
             // The plugin answered with a wasi:http error code instead of a response.
@@ -114,7 +117,11 @@ impl Server {
                         StatusCode::GATEWAY_TIMEOUT,
                         format!("leashed: the plugin did not answer within {after:?}; it was stopped\n"),
                     ),
-                    End::Trapped(why) => (StatusCode::INTERNAL_SERVER_ERROR, format!("leashed: the plugin trapped: {why}\n")),
+                    // What the trap says stays in the server's log; the client learns only that it trapped.
+                    End::Trapped(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "leashed: the plugin trapped (the server's log says why)\n".to_string(),
+                    ),
                     End::Cancelled => {
                         (StatusCode::SERVICE_UNAVAILABLE, "leashed: the server is shutting down\n".to_string())
                     }
@@ -300,6 +307,8 @@ fn one_line(trap: &wasmtime::Error) -> String {
 fn text(status: StatusCode, body: &str) -> Response {
     let mut response = hyper::Response::new(held::full(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

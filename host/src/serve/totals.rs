@@ -74,7 +74,13 @@ impl fmt::Display for TotalsSnapshot {
     /// request ended, which is 0 unless the host has a bug.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-        write!(f, "audit: {}, {} lent, {} released", plural(self.requests, "request"), plural(self.lent, "handle"), self.released)?;
+        write!(
+            f,
+            "audit: {}, {} lent, {} released",
+            plural(self.requests, "request"),
+            plural(self.lent, "handle"),
+            self.released
+        )?;
         if self.leaky_requests > 0 {
             write!(
                 f,
