@@ -269,6 +269,17 @@ fn shutdown_cancels_what_outlives_its_timeout() {
     assert!(last.ends_with(", 0 open"), "{last}");
 }
 
+/// --max-connections 0: the plugin's connect gets `limit-reached` (the plugin answers 500), and
+/// the log says which per-request limit was reached.
+#[test]
+fn the_connection_limit_is_logged() {
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--max-connections", "0"]);
+    let reply = served.get("/ok");
+    assert_eq!(reply.status, 500, "{reply:?}");
+    assert!(reply.body.contains("limit"), "{reply:?}");
+    served.wait_for_log("the per-request limit of 0 open connections was reached", Duration::from_secs(5));
+}
+
 /// --max-concurrent 1: a request that arrives while the only slot is taken waits for it (within
 /// its own deadline) instead of failing, and then runs.
 #[test]

@@ -74,6 +74,27 @@ pub fn check_plugin(interfaces: &Interfaces, what: &str) -> wasmtime::Result<()>
     Ok(())
 }
 
+/// A plugin ready to compile: checked, and composed with the MySQL guest if it imports
+/// leashed:mysql.
+pub struct ServablePlugin {
+    pub bytes: Vec<u8>,
+    /// Whether the MySQL guest was plugged in.
+    pub composed: bool,
+}
+
+/// Checks `plugin` ([`check_plugin`]) and plugs the MySQL guest into it when it imports
+/// leashed:mysql; a plugin that does not (already composed, or using leashed:net alone) is
+/// served as it is.
+pub fn servable_plugin(plugin: &[u8], what: &str) -> wasmtime::Result<ServablePlugin> {
+    let interfaces = Interfaces::of(plugin, what)?;
+    check_plugin(&interfaces, what)?;
+    if interfaces.imports_mysql() {
+        Ok(ServablePlugin { bytes: plug_mysql_guest(plugin, what)?, composed: true })
+    } else {
+        Ok(ServablePlugin { bytes: plugin.to_vec(), composed: false })
+    }
+}
+
 /// Plugs the embedded MySQL guest into `plugin`'s leashed:mysql imports. The result imports what
 /// the plugin imported, less leashed:mysql, plus what the guest imports (WASI, leashed:net).
 pub fn plug_mysql_guest(plugin: &[u8], what: &str) -> wasmtime::Result<Vec<u8>> {
@@ -92,11 +113,11 @@ pub fn plug(plug_bytes: &[u8], plug_name: &str, socket_bytes: &[u8], what: &str)
     let socket = graph.register_package(socket).map_err(|e| format_err!("registering {what}: {e:#}"))?;
     wac_graph::plug(&mut graph, vec![plug], socket).map_err(|e| match e {
         wac_graph::PlugError::NoPlugHappened => format_err!("{what} imports nothing that {plug_name} exports"),
-        other => format_err!("plugging {plug_name} into {what}: {:#}", anyhow_chain(&other)),
+        other => format_err!("plugging {plug_name} into {what}: {:#}", error_chain(&other)),
     })?;
     graph
         .encode(EncodeOptions::default())
-        .map_err(|e| format_err!("encoding {plug_name} plugged into {what}: {:#}", anyhow_chain(&e)))
+        .map_err(|e| format_err!("encoding {plug_name} plugged into {what}: {:#}", error_chain(&e)))
 }
 
 /// `a:b/c@1.2.3` → `a:b`.
@@ -133,7 +154,7 @@ fn list_or_nothing(names: &[String]) -> String {
 }
 
 /// An error with its sources, one after another.
-fn anyhow_chain(error: &dyn std::error::Error) -> String {
+fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -2,7 +2,7 @@
 //! write the result, a component that imports only WASI and leashed:net.
 
 use super::{EXIT_FAILED, EXIT_OK, usage_of};
-use leashed::compose::{Interfaces, check_plugin, plug_mysql_guest};
+use leashed::compose::{Interfaces, ServablePlugin, servable_plugin};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -23,15 +23,14 @@ pub fn run(args: ComposeArgs) -> u8 {
         Ok(bytes) => bytes,
         Err(e) => return usage_of("compose", &format!("cannot read {what}: {e}")),
     };
-    let composed = Interfaces::of(&bytes, &what).and_then(|interfaces| {
-        check_plugin(&interfaces, &what)?;
-        if !interfaces.imports_mysql() {
-            wasmtime::bail!("{what} does not import leashed:mysql, so there is nothing to plug in");
+    let composed = match servable_plugin(&bytes, &what) {
+        Ok(ServablePlugin { bytes, composed: true }) => bytes,
+        Ok(ServablePlugin { composed: false, .. }) => {
+            return usage_of(
+                "compose",
+                &format!("{what} does not import leashed:mysql, so there is nothing to plug in"),
+            );
         }
-        plug_mysql_guest(&bytes, &what)
-    });
-    let composed = match composed {
-        Ok(composed) => composed,
         Err(e) => return usage_of("compose", &format!("{e:#}")),
     };
     if let Err(e) = std::fs::write(&args.output, &composed) {

@@ -31,7 +31,10 @@ that gets none gets 503.
 
 On SIGINT or SIGTERM the server stops accepting, lets requests in flight finish within
 --shutdown-timeout, cancels and reclaims the rest, prints `audit: ...` for the whole run and
-exits 0.";
+exits 0.
+
+Exit status: 0 stopped by a signal; 1 the address cannot be listened on; 2 an unusable plugin
+(the error says why in one line) or a bad flag.";
 
 #[derive(clap::Args)]
 pub struct ServeArgs {

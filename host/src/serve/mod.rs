@@ -18,7 +18,7 @@ pub mod totals;
 pub use config::ServeConfig;
 pub use totals::Totals;
 
-use crate::compose::{Interfaces, check_plugin, plug_mysql_guest};
+use crate::compose::{ServablePlugin, servable_plugin};
 use crate::runtime::{base_config, net_linker};
 use crate::state::HostState;
 use hyper::server::conn::http1;
@@ -57,10 +57,7 @@ impl Server {
     /// Checks and compiles `plugin` (the bytes of a component; `what` names it in errors).
     /// A plugin that imports leashed:mysql gets the embedded MySQL guest plugged in first.
     pub fn new(plugin: &[u8], what: &str, config: ServeConfig) -> wasmtime::Result<Self> {
-        let interfaces = Interfaces::of(plugin, what)?;
-        check_plugin(&interfaces, what)?;
-        let composed = interfaces.imports_mysql();
-        let bytes = if composed { plug_mysql_guest(plugin, what)? } else { plugin.to_vec() };
+        let ServablePlugin { bytes, composed } = servable_plugin(plugin, what)?;
 
         let engine = serve_engine(&config)?;
         let component = Component::new(&engine, &bytes).with_context(|| format!("compiling {what}"))?;

@@ -209,8 +209,8 @@ impl Server {
         response
     }
 
-    /// Counts the request and writes its access-log line, plus a leak report, trap or host bug
-    /// when there is one.
+    /// Counts the request and logs it: a leak report, trap or host bug when there is one, then
+    /// the access-log line.
     fn finish(&self, label: &str, status: StatusCode, run: &GuestRun, arrived: Instant) {
         let totals = &self.totals;
         let leaked = run.leaked();
@@ -236,9 +236,6 @@ impl Server {
             End::Cancelled => Totals::add(&totals.cancelled, 1),
             End::Returned => {}
         }
-        let ms = arrived.elapsed().as_secs_f64() * 1000.0;
-        let (lent, released) = (run.summary.lent, run.summary.released);
-        tracing::info!(target: "leashed::access", request = %label, status = status.as_u16(), ms = format!("{ms:.1}"), lent, released, leaked, suppressed, outcome);
         for event in &run.report.events {
             match event {
                 Event::Denied { host, port, .. } => {
@@ -268,6 +265,10 @@ impl Server {
         for socket in &run.still_open {
             tracing::error!(target: "leashed::leak", request = %label, "HOST BUG: after the request's store was dropped, the socket of connection #{} (fd {}) is still open", socket.connection, socket.fd);
         }
+        // The access line comes last: once it is out, everything about the request is logged.
+        let ms = arrived.elapsed().as_secs_f64() * 1000.0;
+        let (lent, released) = (run.summary.lent, run.summary.released);
+        tracing::info!(target: "leashed::access", request = %label, status = status.as_u16(), ms = format!("{ms:.1}"), lent, released, leaked, suppressed, outcome);
     }
 }
 
