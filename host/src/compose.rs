@@ -24,6 +24,13 @@ pub struct Interfaces {
 impl Interfaces {
     /// Reads the names a component imports and exports, without compiling it.
     pub fn of(bytes: &[u8], what: &str) -> wasmtime::Result<Self> {
+        if !bytes.starts_with(b"\0asm") {
+            bail!("{what} is not a WebAssembly file");
+        }
+        // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
+        if bytes.get(6..8) != Some(&[0x01, 0x00][..]) {
+            bail!("{what} is a core WebAssembly module, not a component (build it for wasm32-wasip2)");
+        }
         let mut graph = CompositionGraph::new();
         let package = Package::from_bytes(what, None, bytes.to_vec(), graph.types_mut())
             .map_err(|e| format_err!("{what} is not a valid component: {e:#}"))?;
@@ -209,6 +216,15 @@ mod tests {
         let plugin = interfaces(&[], &["run"]);
         let error = check_plugin(&plugin, "plugin").unwrap_err().to_string();
         assert!(error.contains("exports no `wasi:http/incoming-handler@0.2.x`"), "{error}");
+    }
+
+    /// A file that is no component is named as such, in one line.
+    #[test]
+    fn not_a_component_is_said_plainly() {
+        let text = Interfaces::of(b"hello", "plugin 'x'").unwrap_err().to_string();
+        assert_eq!(text, "plugin 'x' is not a WebAssembly file");
+        let core = Interfaces::of(b"\0asm\x01\0\0\0", "plugin 'x'").unwrap_err().to_string();
+        assert!(core.contains("is a core WebAssembly module, not a component"), "{core}");
     }
 
     /// The guest's exports are what plugins import.
