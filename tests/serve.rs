@@ -253,16 +253,11 @@ fn json_logs_carry_the_request_fields() {
 #[test]
 fn shutdown_cancels_what_outlives_its_timeout() {
     let served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deadline", "60", "--shutdown-timeout", "1"]);
-    let url = format!("http://{}/loop", served.addr);
-    let client = std::thread::spawn(move || {
-        let out =
-            std::process::Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
-        String::from_utf8_lossy(&out.unwrap().stdout).into_owned()
-    });
+    let client = served.status_in_background("/loop");
     std::thread::sleep(Duration::from_millis(500));
     let (code, log) = served.terminate();
     assert_eq!(code, Some(0), "{log}");
-    assert_eq!(client.join().unwrap(), "503", "{log}");
+    assert_eq!(client.join().unwrap(), 503, "{log}");
     assert!(log.contains("cancelling them and reclaiming what they hold"), "{log}");
     let last = log.lines().last().unwrap_or_default();
     assert!(last.contains("0 trapped, 0 timed out, 1 cancelled at shutdown"), "{last}");
@@ -285,15 +280,10 @@ fn the_connection_limit_is_logged() {
 #[test]
 fn requests_over_max_concurrent_wait_for_a_slot() {
     let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--max-concurrent", "1", "--deadline", "3"]);
-    let url = format!("http://{}/loop", served.addr);
-    let holder = std::thread::spawn(move || {
-        let out =
-            std::process::Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
-        String::from_utf8_lossy(&out.unwrap().stdout).into_owned()
-    });
+    let holder = served.status_in_background("/loop");
     std::thread::sleep(Duration::from_millis(500));
     let waited = served.get("/ok");
-    assert_eq!(holder.join().unwrap(), "504");
+    assert_eq!(holder.join().unwrap(), 504);
     assert_eq!(waited.status, 200, "{waited:?}\n{}", served.log());
     let line = served.wait_for_log("request=GET /ok", Duration::from_secs(5));
     let ms: f64 = line.split("ms=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap().parse().unwrap();

@@ -107,6 +107,16 @@ impl Served {
         Reply { status: status.parse().unwrap(), body: body.to_string() }
     }
 
+    /// `curl http://ADDR/PATH` on a thread of its own, for a request that takes a while; the
+    /// handle yields its status.
+    pub fn status_in_background(&self, path: &str) -> std::thread::JoinHandle<u16> {
+        let url = format!("http://{}{path}", self.addr);
+        std::thread::spawn(move || {
+            let out = Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).output();
+            String::from_utf8_lossy(&out.expect("curl runs").stdout).parse().expect("curl prints the status")
+        })
+    }
+
     pub fn get(&mut self, path: &str) -> Reply {
         self.request("GET", path, None)
     }
