@@ -160,6 +160,21 @@ fn a_suppressed_leak_passes_and_is_shown_as_suppressed() {
     assert!(log.lines().last().unwrap_or_default().contains(", 3 suppressed, 0 open"), "{log}");
 }
 
+/// --deny-leaks cannot refuse a response whose body passed the 1 MiB it holds back: it goes out,
+/// and the leak is logged and counted as found after the response.
+#[test]
+fn a_leak_after_a_long_body_is_logged_not_refused() {
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--deny-leaks"]);
+    let reply = served.get("/leak-with-big-body");
+    assert_eq!((reply.status, reply.body.len()), (200, 2 << 20));
+    served
+        .wait_for_log("the response had already gone out, so --deny-leaks could not refuse it", Duration::from_secs(5));
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    assert!(last.contains("0 refused with 500, 1 found after the response had gone out)"), "{last}");
+}
+
 /// The seed bug as a plugin (a reader kept after its connection was dropped), under the
 /// deferred policy: without --deny-leaks the response goes out, and the log names the reader.
 #[test]

@@ -84,11 +84,15 @@ impl fmt::Display for TotalsSnapshot {
         if self.leaky_requests > 0 {
             write!(
                 f,
-                ", {} leaked in {} (reclaimed, sockets closed; {} refused with 500)",
+                ", {} leaked in {} (reclaimed, sockets closed; {} refused with 500",
                 self.leaked_handles,
                 plural(self.leaky_requests, "request"),
                 self.refused
             )?;
+            if self.leaked_after_head > 0 {
+                write!(f, ", {} found after the response had gone out", self.leaked_after_head)?;
+            }
+            f.write_str(")")?;
         }
         if self.suppressed_handles > 0 {
             write!(f, ", {} suppressed", self.suppressed_handles)?;
