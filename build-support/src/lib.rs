@@ -145,6 +145,22 @@ fn newest_mtime(path: &Path) -> SystemTime {
     children.map(|entry| newest_mtime(&entry.path())).fold(own, SystemTime::max)
 }
 
+/// Panics, saying what to install, unless a C compiler for wasm32 is there: ring (the TLS crypto
+/// of the wasi-sockets adapter) has C and assembly parts, and only clang compiles them for wasm.
+/// `CC_wasm32_wasip2` names another compiler; otherwise `clang` must be on PATH.
+pub fn ensure_wasm_c_compiler() {
+    println!("cargo:rerun-if-env-changed=CC_wasm32_wasip2");
+    let cc = env::var("CC_wasm32_wasip2").unwrap_or_else(|_| "clang".into());
+    let works = Command::new(&cc).arg("--version").output().is_ok_and(|out| out.status.success());
+    if !works {
+        panic!(
+            "building the wasi-sockets adapter (guest/adapters/wasi-sockets) needs clang to compile ring for \
+             {WASM_TARGET}, and `{cc} --version` failed; install it (Debian: apt-get install clang, or run \
+             scripts/install-build-tools) or set CC_wasm32_wasip2 to a clang"
+        );
+    }
+}
+
 /// `rustup target add` is idempotent but costs a network round trip; only call it when the
 /// target's standard library is missing.
 fn ensure_wasm_target() {

@@ -1,5 +1,5 @@
 //! Where the guest component comes from: the one built from guest/ and embedded at build time,
-//! or a file the user names.
+//! or a file the user names. Also the embedded wasi-sockets adapter.
 
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
@@ -9,6 +9,10 @@ use wasmtime::error::Context;
 
 /// The leashed guest, built from guest/ by build.rs.
 pub static EMBEDDED_GUEST: &[u8] = include_bytes!(env!("LEASHED_GUEST_WASM"));
+
+/// The wasi-sockets adapter (leashed:net over wasi:sockets), built from
+/// guest/adapters/wasi-sockets by build.rs, for `leashed compose --for wasi-sockets`.
+pub static EMBEDDED_WASI_SOCKETS_ADAPTER: &[u8] = include_bytes!(env!("LEASHED_WASI_SOCKETS_ADAPTER_WASM"));
 
 /// A component to load.
 #[derive(Debug, Clone)]

@@ -1,9 +1,13 @@
-//! Plugging components together in-process (wac-graph): a plugin that imports leashed:mysql gets
-//! the embedded MySQL guest plugged into that import, so the result imports only WASI and
-//! leashed:net. Also what `serve` and `compose` check first: a plugin's imports and exports, with
-//! an error that says what is wrong in one line.
+//! Plugging components together in-process (wac-graph):
+//! - for leashed's host: a plugin that imports leashed:mysql gets the embedded MySQL guest
+//!   plugged into that import, so the result imports only WASI and leashed:net;
+//! - for stock runtimes (`--for wasi-sockets`): the embedded wasi-sockets adapter is plugged into
+//!   leashed:net as well, so the result imports only WASI.
+//!
+//! Also what `serve` and `compose` check first: a component's imports and exports, with an error
+//! that says what is wrong in one line.
 
-use crate::component::EMBEDDED_GUEST;
+use crate::component::{EMBEDDED_GUEST, EMBEDDED_WASI_SOCKETS_ADAPTER};
 use wac_graph::{CompositionGraph, EncodeOptions, types::Package};
 use wasmtime::{bail, format_err};
 
@@ -106,6 +110,38 @@ pub fn servable_plugin(plugin: &[u8], what: &str) -> wasmtime::Result<ServablePl
 /// the plugin imported, less leashed:mysql, plus what the guest imports (WASI, leashed:net).
 pub fn plug_mysql_guest(plugin: &[u8], what: &str) -> wasmtime::Result<Vec<u8>> {
     plug(EMBEDDED_GUEST, "leashed:mysql-guest", plugin, what)
+}
+
+/// Makes `component` runnable on a stock WASI 0.2 runtime: plugs the MySQL guest into its
+/// leashed:mysql imports (if any), then the wasi-sockets adapter into leashed:net. `component`
+/// may be a plugin, a plugin already composed for leashed, or the MySQL guest itself; the result
+/// imports only `wasi:*` interfaces.
+pub fn for_wasi_sockets(component: &[u8], what: &str) -> wasmtime::Result<Vec<u8>> {
+    let interfaces = Interfaces::of(component, what)?;
+    for name in &interfaces.imports {
+        let package = package_of(name);
+        let wanted = match package {
+            "leashed:mysql" => MYSQL_VERSION,
+            "leashed:net" => NET_VERSION,
+            _ if package.starts_with("wasi:") => continue,
+            _ => bail!("{what} imports `{name}`, which no stock WASI runtime provides"),
+        };
+        if !semver_compatible(version_of(name), wanted) {
+            bail!("{what} imports `{name}`, but this leashed composes {package}@{wanted}; rebuild it against this leashed's wit/");
+        }
+    }
+    let with_mysql =
+        if interfaces.imports_mysql() { plug_mysql_guest(component, what)? } else { component.to_vec() };
+    if !Interfaces::of(&with_mysql, what)?.imports.iter().any(|name| package_of(name) == "leashed:net") {
+        bail!("{what} imports neither leashed:mysql nor leashed:net, so there is nothing to adapt");
+    }
+    let stock = plug(EMBEDDED_WASI_SOCKETS_ADAPTER, "leashed:wasi-sockets-adapter", &with_mysql, what)?;
+    let left: Vec<String> =
+        Interfaces::of(&stock, "the composed component")?.imports.into_iter().filter(|n| !n.starts_with("wasi:")).collect();
+    if !left.is_empty() {
+        bail!("composing {what} for wasi:sockets left imports no stock runtime provides: {}", left.join(", "));
+    }
+    Ok(stock)
 }
 
 /// Plugs the exports of `plug_bytes` into the matching imports of `socket_bytes`, and encodes the
@@ -225,6 +261,31 @@ mod tests {
         assert_eq!(text, "plugin 'x' is not a WebAssembly file");
         let core = Interfaces::of(b"\0asm\x01\0\0\0", "plugin 'x'").unwrap_err().to_string();
         assert!(core.contains("is a core WebAssembly module, not a component"), "{core}");
+    }
+
+    /// The adapter exports exactly the contract and imports only WASI.
+    #[test]
+    fn the_embedded_adapter_exports_leashed_net_over_wasi_alone() {
+        let adapter = Interfaces::of(EMBEDDED_WASI_SOCKETS_ADAPTER, "the adapter").unwrap();
+        assert_eq!(adapter.exports, vec![format!("leashed:net/tcp@{NET_VERSION}")]);
+        assert!(adapter.imports.iter().all(|name| name.starts_with("wasi:")), "{:?}", adapter.imports);
+        assert!(adapter.imports.iter().any(|name| name.starts_with("wasi:sockets/tcp@")), "{:?}", adapter.imports);
+    }
+
+    /// The MySQL guest itself becomes a stock leashed:mysql component.
+    #[test]
+    fn the_guest_composed_for_wasi_sockets_imports_only_wasi() {
+        let stock = for_wasi_sockets(EMBEDDED_GUEST, "the guest").unwrap();
+        let stock = Interfaces::of(&stock, "the stock guest").unwrap();
+        assert!(stock.imports.iter().all(|name| name.starts_with("wasi:")), "{:?}", stock.imports);
+        assert!(stock.exports.contains(&format!("leashed:mysql/connection@{MYSQL_VERSION}")), "{:?}", stock.exports);
+    }
+
+    /// A component with nothing to adapt is refused.
+    #[test]
+    fn a_component_without_leashed_imports_has_nothing_to_adapt() {
+        let error = for_wasi_sockets(EMBEDDED_WASI_SOCKETS_ADAPTER, "the adapter").unwrap_err().to_string();
+        assert!(error.contains("imports neither leashed:mysql nor leashed:net"), "{error}");
     }
 
     /// The guest's exports are what plugins import.

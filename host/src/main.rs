@@ -60,12 +60,19 @@ enum Command {
     #[command(after_help = cli::serve::AFTER_HELP)]
     Serve(cli::serve::ServeArgs),
 
-    /// Plug the embedded MySQL client into a plugin's leashed:mysql import.
+    /// Plug the embedded MySQL client (and, for stock runtimes, the wasi-sockets adapter) into a
+    /// plugin.
     ///
-    /// The result imports only WASI and leashed:net, so it runs under `leashed serve` or
-    /// `leashed audit` without further steps. (`leashed serve` does this by itself.)
-    #[command(after_help = "Example:\n  leashed compose items.wasm -o items-app.wasm\n\n\
-        Exit status: 0 written; 2 the plugin is unusable (the error says why).")]
+    /// By default the result imports only WASI and leashed:net, so it runs under `leashed serve`
+    /// or `leashed audit` without further steps (`leashed serve` does this by itself). With
+    /// `--for wasi-sockets` it imports only WASI: leashed:net is implemented over wasi:sockets
+    /// inside the component, which then runs on `wasmtime serve`, Spin or wasmCloud (without the
+    /// leashed audit).
+    #[command(after_help = "Examples:\n  \
+        leashed compose plugin.wasm -o app.wasm                      # for `leashed serve app.wasm`\n  \
+        leashed compose plugin.wasm --for wasi-sockets -o app.wasm   # for `wasmtime serve -S cli,inherit-network,allow-ip-name-lookup app.wasm`\n  \
+        leashed compose --for wasi-sockets -o mysql.wasm             # the MySQL client alone, for stock runtimes\n\n\
+        Exit status: 0 written; 2 the component is unusable (the error says why).")]
     Compose(cli::compose::ComposeArgs),
 }
 

@@ -5,3 +5,4 @@ pub mod error;
 pub mod socket;
 pub mod tcp;
 pub mod tls;
+pub mod tls_config;
