@@ -10,8 +10,16 @@ use leashed_build_support::{ComponentBuild, componentize_py};
 use std::env;
 use std::path::{Path, PathBuf};
 
-const FIXTURES: [&str; 7] =
-    ["seed-bug", "forget-all", "hold-writer", "trap-mid-read", "connect-loop", "well-behaved", "leaky-plugin"];
+const FIXTURES: [&str; 8] = [
+    "seed-bug",
+    "forget-all",
+    "hold-writer",
+    "trap-mid-read",
+    "connect-loop",
+    "well-behaved",
+    "leaky-plugin",
+    "stock-command",
+];
 
 fn main() {
     let tests_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -32,7 +40,7 @@ fn build_fixtures(fixtures: &Path, root: &Path) {
     let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
     let mut watch: Vec<PathBuf> = FIXTURES.iter().map(|f| fixtures.join(f)).collect();
     watch.extend([fixtures.join("wit"), fixtures.join("Cargo.lock"), root.join("wit")]);
-    // leaky-plugin reads DATABASE_URL with items-rust's parser (a #[path] module).
+    // leaky-plugin and stock-command read DATABASE_URL with items-rust's parser (a #[path] module).
     watch.push(root.join("guest/plugins/items-rust/src/config.rs"));
     let watch: Vec<&Path> = watch.iter().map(PathBuf::as_path).collect();
     let wasm = ComponentBuild {

@@ -3,33 +3,9 @@
 //! the private MariaDB; the per-request audit in the log, the sockets in /proc, SIGTERM.
 
 use leashed_tests::served::{Reply, Served, sockets_to_port};
-use leashed_tests::{Account, instance_for, options, url};
-use std::sync::Once;
+use leashed_tests::items::{ITEMS, items_table};
+use leashed_tests::{Account, url};
 use std::time::Duration;
-
-/// Rows in the items table the plugins serve.
-const ITEMS: u64 = 3000;
-
-/// Fills `items` once per test binary: `ITEMS` rows, id n named `item-n` priced n/4.
-fn items_table() {
-    static FILLED: Once = Once::new();
-    FILLED.call_once(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let url = url(Account::Native);
-            let mut instance = instance_for(&url).await;
-            let conn = instance.open(&options(&url)).await.unwrap().expect("login");
-            let sql = format!(
-                "DROP TABLE IF EXISTS items; \
-                 CREATE TABLE items (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, \
-                 price DECIMAL(10,2) NOT NULL); \
-                 INSERT INTO items (id, name, price) SELECT seq, CONCAT('item-', seq), seq / 4 FROM seq_1_to_{ITEMS}"
-            );
-            instance.query(conn, &sql).await.unwrap().expect("items table");
-            instance.close(conn).await.unwrap().expect("close");
-        });
-    });
-}
 
 /// The flags that point a plugin at the private MariaDB.
 fn database_args() -> Vec<String> {

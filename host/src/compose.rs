@@ -8,13 +8,15 @@
 //! that says what is wrong in one line.
 
 use crate::component::{EMBEDDED_GUEST, EMBEDDED_WASI_SOCKETS_ADAPTER};
-use wac_graph::{CompositionGraph, EncodeOptions, types::Package};
+use wac_graph::{CompositionGraph, EncodeOptions, NodeKind, types::Package};
 use wasmtime::{bail, format_err};
 
 /// The leashed:mysql version the embedded guest exports; a plugin must import a compatible one.
 pub const MYSQL_VERSION: &str = "0.1.0";
 /// The leashed:net version this host provides.
 pub const NET_VERSION: &str = "0.1.0";
+/// The contract's one interface, which the wasi-sockets adapter exports.
+const NET_TCP: &str = "leashed:net/tcp@0.1.0";
 /// The export that makes a component an HTTP handler.
 pub const INCOMING_HANDLER: &str = "wasi:http/incoming-handler";
 
@@ -135,7 +137,12 @@ pub fn for_wasi_sockets(component: &[u8], what: &str) -> wasmtime::Result<Vec<u8
     if !Interfaces::of(&with_mysql, what)?.imports.iter().any(|name| package_of(name) == "leashed:net") {
         bail!("{what} imports neither leashed:mysql nor leashed:net, so there is nothing to adapt");
     }
-    let stock = plug(EMBEDDED_WASI_SOCKETS_ADAPTER, "leashed:wasi-sockets-adapter", &with_mysql, what)?;
+    // A MySQL client for others to import (the guest itself) also exports the adapter's
+    // leashed:net/tcp: its error codes are part of leashed:mysql's types, so a component that
+    // imports leashed:mysql imports leashed:net/tcp too, and one plug must satisfy both.
+    let exports_mysql = interfaces.exports.iter().any(|name| package_of(name) == "leashed:mysql");
+    let re_export = if exports_mysql { Some(NET_TCP) } else { None };
+    let stock = plug_exporting(EMBEDDED_WASI_SOCKETS_ADAPTER, "leashed:wasi-sockets-adapter", &with_mysql, what, re_export)?;
     let left: Vec<String> =
         Interfaces::of(&stock, "the composed component")?.imports.into_iter().filter(|n| !n.starts_with("wasi:")).collect();
     if !left.is_empty() {
@@ -147,6 +154,17 @@ pub fn for_wasi_sockets(component: &[u8], what: &str) -> wasmtime::Result<Vec<u8
 /// Plugs the exports of `plug_bytes` into the matching imports of `socket_bytes`, and encodes the
 /// composition (validated) as one component that exports what the socket exports.
 pub fn plug(plug_bytes: &[u8], plug_name: &str, socket_bytes: &[u8], what: &str) -> wasmtime::Result<Vec<u8>> {
+    plug_exporting(plug_bytes, plug_name, socket_bytes, what, None)
+}
+
+/// [`plug`], and the composition also exports the plug's export `re_export`.
+fn plug_exporting(
+    plug_bytes: &[u8],
+    plug_name: &str,
+    socket_bytes: &[u8],
+    what: &str,
+    re_export: Option<&str>,
+) -> wasmtime::Result<Vec<u8>> {
     let mut graph = CompositionGraph::new();
     let plug = Package::from_bytes(plug_name, None, plug_bytes.to_vec(), graph.types_mut())
         .map_err(|e| format_err!("reading {plug_name}: {e:#}"))?;
@@ -158,6 +176,16 @@ pub fn plug(plug_bytes: &[u8], plug_name: &str, socket_bytes: &[u8], what: &str)
         wac_graph::PlugError::NoPlugHappened => format_err!("{what} imports nothing that {plug_name} exports"),
         other => format_err!("plugging {plug_name} into {what}: {:#}", error_chain(&other)),
     })?;
+    if let Some(name) = re_export {
+        let instance = graph
+            .node_ids()
+            .find(|&id| graph[id].package() == Some(plug) && matches!(graph[id].kind(), NodeKind::Instantiation(_)))
+            .ok_or_else(|| format_err!("{plug_name} was not instantiated in {what}"))?;
+        let export = graph
+            .alias_instance_export(instance, name)
+            .map_err(|e| format_err!("{plug_name} does not export {name}: {:#}", error_chain(&e)))?;
+        graph.export(export, name).map_err(|e| format_err!("exporting {name}: {:#}", error_chain(&e)))?;
+    }
     graph
         .encode(EncodeOptions::default())
         .map_err(|e| format_err!("encoding {plug_name} plugged into {what}: {:#}", error_chain(&e)))
@@ -279,6 +307,8 @@ mod tests {
         let stock = Interfaces::of(&stock, "the stock guest").unwrap();
         assert!(stock.imports.iter().all(|name| name.starts_with("wasi:")), "{:?}", stock.imports);
         assert!(stock.exports.contains(&format!("leashed:mysql/connection@{MYSQL_VERSION}")), "{:?}", stock.exports);
+        // What a component importing leashed:mysql also imports, for the error codes.
+        assert!(stock.exports.contains(&NET_TCP.to_string()), "{:?}", stock.exports);
     }
 
     /// A component with nothing to adapt is refused.

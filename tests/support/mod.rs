@@ -6,8 +6,10 @@
 
 pub mod echo_peer;
 pub mod fault_proxy;
+pub mod items;
 pub mod scripted_server;
 pub mod served;
+pub mod stock;
 
 use leashed::bindings::ConnectOptions;
 use leashed::mysql_url::MysqlUrl;

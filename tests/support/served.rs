@@ -45,15 +45,7 @@ impl Served {
             .spawn()
             .expect("leashed serve starts");
         let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        collect_lines(child.stderr.take().unwrap(), &log);
         let mut served = Served { child, addr: String::new(), log };
         let line = served.wait_for_log("http://", Duration::from_secs(120));
         let start = line.find("http://").unwrap() + "http://".len();
@@ -89,22 +81,13 @@ impl Served {
     /// `curl -X METHOD http://ADDR/PATH [--data BODY]`; waits until the request's log line is out.
     pub fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> Reply {
         let before = self.requests_logged();
-        let url = format!("http://{}{path}", self.addr);
-        let mut curl = Command::new("curl");
-        curl.args(["-sS", "--max-time", "60", "-X", method, "-w", "\n%{http_code}", &url]);
-        if let Some(body) = body {
-            curl.args(["-H", "content-type: application/json", "--data-binary", body]);
-        }
-        let out = curl.output().expect("curl runs");
-        assert!(out.status.success(), "curl {method} {url} failed: {}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8(out.stdout).expect("UTF-8 response");
-        let (body, status) = text.rsplit_once('\n').unwrap();
+        let reply = curl(&self.addr, method, path, body);
         let until = Instant::now() + Duration::from_secs(30);
         while self.requests_logged() <= before {
             assert!(Instant::now() < until, "no access-log line for {method} {path}:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(10));
         }
-        Reply { status: status.parse().unwrap(), body: body.to_string() }
+        reply
     }
 
     /// `curl http://ADDR/PATH` on a thread of its own, for a request that takes a while; the
@@ -150,6 +133,33 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Appends each line `output` gives to `log`, on a thread of its own.
+pub fn collect_lines(output: impl std::io::Read + Send + 'static, log: &Arc<Mutex<String>>) {
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+}
+
+/// `curl -X METHOD http://ADDR/PATH [--data BODY]`: the status and the body.
+pub fn curl(addr: &str, method: &str, path: &str, body: Option<&str>) -> Reply {
+    let url = format!("http://{addr}{path}");
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "--max-time", "60", "-X", method, "-w", "\n%{http_code}", &url]);
+    if let Some(body) = body {
+        curl.args(["-H", "content-type: application/json", "--data-binary", body]);
+    }
+    let out = curl.output().expect("curl runs");
+    assert!(out.status.success(), "curl {method} {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("UTF-8 response");
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    Reply { status: status.parse().unwrap(), body: body.to_string() }
 }
 
 /// TCP sockets process `pid` holds that are connected to `port` on the remote side.

@@ -1,0 +1,238 @@
+//! Stock runtimes: components composed by `leashed compose --for wasi-sockets` (the example
+//! plugins, the leaky fixture plugin, the MySQL guest itself) run on the official wasmtime CLI
+//! (scripts/install-stock-wasmtime), not on leashed's host, against the private MariaDB.
+//!
+//! - The output imports only `wasi:*`.
+//! - `wasmtime serve` gives the same answers as `leashed serve`, over TCP and over TLS with
+//!   verify-identity, and holds no socket to MariaDB after a request.
+//! - The adapter keeps the contract's strict drop rule, and maps socket failures (refused,
+//!   unresolvable, timed out, reset, denied) onto leashed:net's error codes.
+//! - `wasmtime run` runs a command composed with the stock MySQL component.
+
+use leashed::compose::{Interfaces, plug};
+use leashed_tests::items::{ITEMS, items_table};
+use leashed_tests::served::{Reply, Served, leashed_bin, sockets_to_port};
+use leashed_tests::stock::{SERVE_WASI, StockServe, closed_port, listener, resetting, silent, wasmtime_run};
+use leashed_tests::{Account, url};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// `leashed compose [INPUT] --for wasi-sockets -o OUTPUT` (no INPUT: the MySQL guest alone).
+fn compose_for_wasi_sockets(input: Option<&str>, name: &str) -> PathBuf {
+    let output = std::env::temp_dir().join(format!("leashed-stock-{name}-{}.wasm", std::process::id()));
+    let out = Command::new(leashed_bin())
+        .arg("compose")
+        .args(input)
+        .args(["--for", "wasi-sockets", "-o"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "compose {input:?}: {}", String::from_utf8_lossy(&out.stderr));
+    output
+}
+
+fn imports_of(path: &Path) -> Interfaces {
+    Interfaces::of(&std::fs::read(path).unwrap(), &path.display().to_string()).unwrap()
+}
+
+fn db_port() -> u16 {
+    url(Account::Native).port
+}
+
+/// Waits (up to 5 s: the runtime drops the instance after the response) until process `pid`
+/// holds no socket to MariaDB.
+fn assert_no_socket_to_mariadb(pid: u32, after: &str) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while sockets_to_port(pid, db_port()) > 0 {
+        assert!(Instant::now() < until, "after {after}, process {pid} still holds a socket to MariaDB");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Acceptance 1: plugins, and the guest alone, composed for wasi:sockets import only WASI.
+#[test]
+fn composed_for_wasi_sockets_the_imports_are_all_wasi() {
+    for plugin in [env!("LEASHED_PLUGIN_ITEMS_RUST"), env!("LEASHED_PLUGIN_ITEMS_PYTHON")] {
+        let composed = compose_for_wasi_sockets(Some(plugin), "imports");
+        let interfaces = imports_of(&composed);
+        let _ = std::fs::remove_file(&composed);
+        let foreign: Vec<_> = interfaces.imports.iter().filter(|name| !name.starts_with("wasi:")).collect();
+        assert!(foreign.is_empty(), "{plugin}: imports other than wasi:* {foreign:?}");
+        assert!(interfaces.imports.iter().any(|name| name.starts_with("wasi:sockets/tcp@0.2")), "{interfaces:?}");
+        assert!(interfaces.exports_incoming_handler(), "{interfaces:?}");
+    }
+    let guest = compose_for_wasi_sockets(None, "guest");
+    let interfaces = imports_of(&guest);
+    let _ = std::fs::remove_file(&guest);
+    assert!(interfaces.imports.iter().all(|name| name.starts_with("wasi:")), "{interfaces:?}");
+    // The client, and the contract its error codes come from, so one plug satisfies a consumer.
+    for export in ["leashed:mysql/connection@0.1.0", "leashed:net/tcp@0.1.0"] {
+        assert!(interfaces.exports.iter().any(|name| name == export), "{export}: {interfaces:?}");
+    }
+}
+
+/// `--for leashed` (the default) still needs a plugin; the refusal is one line with exit 2.
+#[test]
+fn composing_nothing_for_leashed_is_a_usage_error() {
+    let out = Command::new(leashed_bin()).args(["compose", "-o", "/tmp/never.wasm"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("name the plugin to compose"), "{stderr}");
+}
+
+/// The requests both servers get, and must answer byte for byte alike.
+const PATHS: [&str; 7] = ["/items/1", "/items/3000", "/items/99999", "/items/abc", "/items", "/items?stream=1", "/nowhere"];
+
+/// Acceptance 2: stock `wasmtime serve` runs the composed Rust and Python plugins with the same
+/// answers as `leashed serve`, over plain TCP and over TLS (verify-identity against the test
+/// CA, and a refused certificate with the same words); after every request the wasmtime process
+/// holds no socket to MariaDB. One test, so the POSTs at the end cannot race other comparisons.
+#[test]
+fn stock_wasmtime_serve_answers_like_leashed_serve_over_tcp_and_tls() {
+    items_table();
+    let plain = std::env::var("LEASHED_TEST_NATIVE_URL").unwrap();
+    let by_name = plain.replacen("@127.0.0.1:", "@localhost:", 1);
+    let ca = std::fs::read_to_string(std::env::var("LEASHED_TEST_TLS_CA").unwrap()).unwrap();
+    let other_ca = std::fs::read_to_string(std::env::var("LEASHED_TEST_TLS_OTHER_CA").unwrap()).unwrap();
+    let rust = compose_for_wasi_sockets(Some(env!("LEASHED_PLUGIN_ITEMS_RUST")), "rust");
+    let python = compose_for_wasi_sockets(Some(env!("LEASHED_PLUGIN_ITEMS_PYTHON")), "python");
+
+    let tcp: [(&str, &str); 2] = [("DATABASE_URL", &plain), ("MYSQL_TLS_MODE", "disabled")];
+    let tls: [(&str, &str); 3] = [("DATABASE_URL", &by_name), ("MYSQL_TLS_MODE", "verify-identity"), ("MYSQL_CA_PEM", &ca)];
+    let refused: [(&str, &str); 3] =
+        [("DATABASE_URL", &by_name), ("MYSQL_TLS_MODE", "verify-identity"), ("MYSQL_CA_PEM", &other_ca)];
+    for (transport, envs, paths) in [("tcp", &tcp[..], &PATHS[..]), ("tls", &tls[..], &PATHS[..]), ("a wrong CA", &refused[..], &PATHS[..1])] {
+        let mut leashed = leashed_serve(envs);
+        let stock = [StockServe::start(&rust, SERVE_WASI, envs), StockServe::start(&python, SERVE_WASI, envs)];
+        for path in paths {
+            let expected = leashed.get(path);
+            for (served, plugin) in stock.iter().zip(["rust", "python"]) {
+                let got = served.get(path);
+                assert_eq!(got.status, expected.status, "{transport}, {plugin} on wasmtime serve, GET {path}: {got:.300?}");
+                assert!(
+                    got.body == expected.body,
+                    "{transport}, {plugin} on wasmtime serve, GET {path}: bodies differ\nleashed: {:.300}\nstock:   {:.300}",
+                    expected.body,
+                    got.body
+                );
+                assert_no_socket_to_mariadb(served.pid(), &format!("{transport} GET {path} ({plugin})"));
+            }
+        }
+        if transport == "a wrong CA" {
+            let refusal = leashed.get("/items/1").body;
+            assert!(refusal.contains("TLS handshake with localhost failed: invalid peer certificate"), "{refusal}");
+        } else {
+            let streamed = stock[0].get("/items?stream=1");
+            assert_eq!(streamed.body.lines().count() as u64, ITEMS, "{transport}: one NDJSON line per row");
+        }
+    }
+
+    // Writes go through too: the ids come one after the other, whichever server wrote them.
+    let stock = [StockServe::start(&rust, SERVE_WASI, &tls), StockServe::start(&python, SERVE_WASI, &tls)];
+    let first = stock[0].request("POST", "/items", Some(r#"{"name":"plum","price":"1.10"}"#));
+    let second = stock[1].request("POST", "/items", Some(r#"{"name":"kiwi","price":"0.40"}"#));
+    assert_eq!((first.status, second.status), (201, 201), "{first:?} {second:?}");
+    let id = |reply: &Reply| -> u64 { reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}').parse().unwrap() };
+    assert_eq!(id(&second), id(&first) + 1, "{first:?} {second:?}");
+    let mut leashed = leashed_serve(&tls);
+    assert_eq!(leashed.get(&format!("/items/{}", id(&second))), stock[0].get(&format!("/items/{}", id(&second))));
+    let bad = stock[1].request("POST", "/items", Some("{"));
+    assert_eq!(bad, leashed.request("POST", "/items", Some("{")));
+    for served in &stock {
+        assert_no_socket_to_mariadb(served.pid(), "the POSTs");
+    }
+    let _ = std::fs::remove_file(rust);
+    let _ = std::fs::remove_file(python);
+}
+
+/// `leashed serve` of the Rust plugin with the same environment, allowed to reach MariaDB by
+/// the name or the address the URL gives.
+fn leashed_serve(envs: &[(&str, &str)]) -> Served {
+    let mut args: Vec<String> = vec![
+        "--allow".into(),
+        format!("127.0.0.1:{}", db_port()),
+        "--allow".into(),
+        format!("localhost:{}", db_port()),
+    ];
+    for (name, value) in envs {
+        args.extend(["--env".into(), format!("{name}={value}")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Served::start(env!("LEASHED_PLUGIN_ITEMS_RUST"), &args)
+}
+
+/// Acceptance 3: a plugin that drops a connection before its reader traps on stock wasmtime
+/// with the contract's message (as leashed's strict policy words it); the server goes on, and
+/// after a good request holds no socket to MariaDB.
+#[test]
+fn the_strict_drop_rule_traps_on_stock_wasmtime() {
+    let leaky = compose_for_wasi_sockets(Some(env!("LEASHED_FIXTURE_LEAKY_PLUGIN")), "leaky");
+    let url = std::env::var("LEASHED_TEST_NATIVE_URL").unwrap();
+    let mut served = StockServe::start(&leaky, SERVE_WASI, &[("DATABASE_URL", &url)]);
+    let _ = std::fs::remove_file(&leaky);
+    let trapped = served.get("/leak-reader");
+    assert_eq!(trapped.status, 500, "{trapped:?}");
+    let line = served.wait_for_log("resource has children", Duration::from_secs(10));
+    assert!(line.contains("was dropped while its reader #"), "{line}");
+    assert!(line.contains("still lent (strict close policy: drop the writer and the reader before the connection)"), "{line}");
+    assert_no_socket_to_mariadb(served.pid(), "the trap");
+    assert_eq!(served.get("/ok"), Reply { status: 200, body: r#"{"ok":true}"#.into() });
+    assert_no_socket_to_mariadb(served.pid(), "GET /ok");
+}
+
+/// The stock-command fixture composed with the stock MySQL component that
+/// `leashed compose --for wasi-sockets` writes for the guest alone, plugged with the same
+/// composition library: a wasi:cli command that imports only WASI.
+fn stock_command() -> PathBuf {
+    let mysql = compose_for_wasi_sockets(None, "mysql");
+    let command = std::fs::read(env!("LEASHED_FIXTURE_STOCK_COMMAND")).unwrap();
+    let composed = plug(&std::fs::read(&mysql).unwrap(), "leashed:stock-mysql", &command, "the command").unwrap();
+    let _ = std::fs::remove_file(&mysql);
+    let path = std::env::temp_dir().join(format!("leashed-stock-command-{}.wasm", std::process::id()));
+    std::fs::write(&path, composed).unwrap();
+    let imports = imports_of(&path).imports;
+    assert!(imports.iter().all(|name| name.starts_with("wasi:")), "{imports:?}");
+    path
+}
+
+/// The stock MySQL component runs one query under `wasmtime run`.
+#[test]
+fn stock_wasmtime_run_queries_through_the_stock_mysql_component() {
+    let command = stock_command();
+    let url = std::env::var("LEASHED_TEST_NATIVE_URL").unwrap();
+    let sql = "SELECT 1, 'two', NULL, CAST(2.50 AS DECIMAL(4,2))";
+    let out = wasmtime_run(&command, "inherit-network", &[("DATABASE_URL", &url)], &[sql]);
+    let _ = std::fs::remove_file(&command);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\ttwo\tNULL\t2.50\nok\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+}
+
+/// Socket failures on a stock runtime reach the MySQL client as leashed:net error codes.
+#[test]
+fn the_adapter_maps_socket_failures_onto_the_contracts_codes() {
+    let command = stock_command();
+    let url = |host: &str, port: u16| format!("mysql://user:secret@{host}:{port}/db");
+    let silent = listener(silent);
+    let resetting = listener(resetting);
+    let cases: [(&str, String, &str, &str); 5] = [
+        ("refused", url("127.0.0.1", closed_port()), "inherit-network", "connection-refused"),
+        ("unresolvable", url("no-such-host.invalid", 3306), "inherit-network,allow-ip-name-lookup", "name-unresolvable"),
+        ("timed out", url("127.0.0.1", silent), "inherit-network", "timed-out"),
+        ("reset", url("127.0.0.1", resetting), "inherit-network", "connection-reset"),
+        ("denied", url("127.0.0.1", closed_port()), "tcp", "denied"),
+    ];
+    for (case, database_url, wasi, code) in cases {
+        let envs = [("DATABASE_URL", database_url.as_str()), ("MYSQL_TLS_MODE", "disabled"), ("READ_TIMEOUT_MS", "300")];
+        let started = Instant::now();
+        let out = wasmtime_run(&command, wasi, &envs, &["SELECT 1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+        assert!(stderr.contains(&format!("error: socket error: {code}")), "{case}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+        if case == "timed out" {
+            assert!(started.elapsed() < Duration::from_secs(30), "{case} took {:?}", started.elapsed());
+        }
+    }
+    let _ = std::fs::remove_file(&command);
+}
