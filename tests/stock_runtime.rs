@@ -236,3 +236,14 @@ fn the_adapter_maps_socket_failures_onto_the_contracts_codes() {
     }
     let _ = std::fs::remove_file(&command);
 }
+
+/// `leashed serve` of a component composed for stock runtimes says, when it starts, why its
+/// connects will be denied (leashed lends sockets only through leashed:net).
+#[test]
+fn leashed_serve_warns_about_a_component_composed_for_stock_runtimes() {
+    let stock = compose_for_wasi_sockets(Some(env!("LEASHED_PLUGIN_ITEMS_RUST")), "warned");
+    let mut served = Served::start(stock.to_str().unwrap(), &["--allow", &format!("127.0.0.1:{}", db_port())]);
+    let _ = std::fs::remove_file(&stock);
+    let line = served.wait_for_log("opens its own sockets with wasi:sockets", Duration::from_secs(5));
+    assert!(line.contains("serve the plugin as built"), "{line}");
+}

@@ -18,7 +18,7 @@ pub mod totals;
 pub use config::ServeConfig;
 pub use totals::Totals;
 
-use crate::compose::{ServablePlugin, servable_plugin};
+use crate::compose::{Interfaces, ServablePlugin, servable_plugin};
 use crate::runtime::{base_config, net_linker};
 use crate::state::HostState;
 use hyper::server::conn::http1;
@@ -58,6 +58,13 @@ impl Server {
     /// A plugin that imports leashed:mysql gets the embedded MySQL guest plugged in first.
     pub fn new(plugin: &[u8], what: &str, config: ServeConfig) -> wasmtime::Result<Self> {
         let ServablePlugin { bytes, composed } = servable_plugin(plugin, what)?;
+        if Interfaces::of(&bytes, what)?.imports.iter().any(|name| name.starts_with("wasi:sockets/tcp@")) {
+            tracing::warn!(
+                "{what} opens its own sockets with wasi:sockets (was it composed --for wasi-sockets?); leashed \
+                 serve lends sockets only through leashed:net, so its connects are denied and nothing is audited: \
+                 serve the plugin as built, and leashed plugs in the MySQL client itself"
+            );
+        }
 
         let engine = serve_engine(&config)?;
         let component = Component::new(&engine, &bytes).with_context(|| format!("compiling {what}"))?;
