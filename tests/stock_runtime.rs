@@ -13,14 +13,15 @@ use leashed::compose::{Interfaces, plug};
 use leashed_tests::items::{ITEMS, items_table};
 use leashed_tests::served::{Reply, Served, leashed_bin, sockets_to_port};
 use leashed_tests::stock::{SERVE_WASI, StockServe, closed_port, listener, resetting, silent, wasmtime_run};
-use leashed_tests::{Account, url};
+use leashed_tests::{Account, echo_peer, url};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// `leashed compose [INPUT] --for wasi-sockets -o OUTPUT` (no INPUT: the MySQL guest alone).
 fn compose_for_wasi_sockets(input: Option<&str>, name: &str) -> PathBuf {
-    let output = std::env::temp_dir().join(format!("leashed-stock-{name}-{}.wasm", std::process::id()));
+    let output = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("leashed-stock-{name}.wasm"));
     let out = Command::new(leashed_bin())
         .arg("compose")
         .args(input)
@@ -183,17 +184,20 @@ fn the_strict_drop_rule_traps_on_stock_wasmtime() {
 
 /// The stock-command fixture composed with the stock MySQL component that
 /// `leashed compose --for wasi-sockets` writes for the guest alone, plugged with the same
-/// composition library: a wasi:cli command that imports only WASI.
-fn stock_command() -> PathBuf {
-    let mysql = compose_for_wasi_sockets(None, "mysql");
-    let command = std::fs::read(env!("LEASHED_FIXTURE_STOCK_COMMAND")).unwrap();
-    let composed = plug(&std::fs::read(&mysql).unwrap(), "leashed:stock-mysql", &command, "the command").unwrap();
-    let _ = std::fs::remove_file(&mysql);
-    let path = std::env::temp_dir().join(format!("leashed-stock-command-{}.wasm", std::process::id()));
-    std::fs::write(&path, composed).unwrap();
-    let imports = imports_of(&path).imports;
-    assert!(imports.iter().all(|name| name.starts_with("wasi:")), "{imports:?}");
-    path
+/// composition library: a wasi:cli command that imports only WASI. The stock MySQL component
+/// satisfies both of the command's imports, leashed:mysql and leashed:net. Composed once per run.
+fn stock_command() -> &'static Path {
+    static COMMAND: OnceLock<PathBuf> = OnceLock::new();
+    COMMAND.get_or_init(|| {
+        let mysql = compose_for_wasi_sockets(None, "mysql");
+        let command = std::fs::read(env!("LEASHED_FIXTURE_STOCK_COMMAND")).unwrap();
+        let composed = plug(&std::fs::read(&mysql).unwrap(), "leashed:stock-mysql", &command, "the command").unwrap();
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("leashed-stock-command.wasm");
+        std::fs::write(&path, composed).unwrap();
+        let imports = imports_of(&path).imports;
+        assert!(imports.iter().all(|name| name.starts_with("wasi:")), "{imports:?}");
+        path
+    })
 }
 
 /// The stock MySQL component runs one query under `wasmtime run`.
@@ -202,8 +206,7 @@ fn stock_wasmtime_run_queries_through_the_stock_mysql_component() {
     let command = stock_command();
     let url = std::env::var("LEASHED_TEST_NATIVE_URL").unwrap();
     let sql = "SELECT 1, 'two', NULL, CAST(2.50 AS DECIMAL(4,2))";
-    let out = wasmtime_run(&command, "inherit-network", &[("DATABASE_URL", &url)], &[sql]);
-    let _ = std::fs::remove_file(&command);
+    let out = wasmtime_run(command, "inherit-network", &[("DATABASE_URL", &url)], &[sql]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\ttwo\tNULL\t2.50\nok\n", "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success());
 }
@@ -225,7 +228,7 @@ fn the_adapter_maps_socket_failures_onto_the_contracts_codes() {
     for (case, database_url, wasi, code) in cases {
         let envs = [("DATABASE_URL", database_url.as_str()), ("MYSQL_TLS_MODE", "disabled"), ("READ_TIMEOUT_MS", "300")];
         let started = Instant::now();
-        let out = wasmtime_run(&command, wasi, &envs, &["SELECT 1"]);
+        let out = wasmtime_run(command, wasi, &envs, &["SELECT 1"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
         assert!(stderr.contains(&format!("error: socket error: {code}")), "{case}: {stderr}");
@@ -234,7 +237,20 @@ fn the_adapter_maps_socket_failures_onto_the_contracts_codes() {
             assert!(started.elapsed() < Duration::from_secs(30), "{case} took {:?}", started.elapsed());
         }
     }
-    let _ = std::fs::remove_file(&command);
+}
+
+/// The calls the MySQL client does not make, on a stock runtime: the addresses, one reader at a
+/// time, an empty read refused, `shutdown(send)` and the peer's end of stream.
+#[test]
+fn the_adapter_keeps_the_rest_of_the_contract() {
+    let peer = echo_peer::spawn_on_thread();
+    let port = peer.port().to_string();
+    let out = wasmtime_run(stock_command(), "inherit-network", &[], &["--net", "127.0.0.1", &port]);
+    let expected = format!(
+        "peer 127.0.0.1:{port}\nlocal 127.0.0.1 port>0=true\nsecond reader: invalid-state\nread(0): invalid-state\n\
+         received hi!!ping then end of stream\nok\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `leashed serve` of a component composed for stock runtimes says, when it starts, why its
