@@ -129,11 +129,12 @@ pub fn for_wasi_sockets(component: &[u8], what: &str) -> wasmtime::Result<Vec<u8
             _ => bail!("{what} imports `{name}`, which no stock WASI runtime provides"),
         };
         if !semver_compatible(version_of(name), wanted) {
-            bail!("{what} imports `{name}`, but this leashed composes {package}@{wanted}; rebuild it against this leashed's wit/");
+            bail!(
+                "{what} imports `{name}`, but this leashed composes {package}@{wanted}; rebuild it against this leashed's wit/"
+            );
         }
     }
-    let with_mysql =
-        if interfaces.imports_mysql() { plug_mysql_guest(component, what)? } else { component.to_vec() };
+    let with_mysql = if interfaces.imports_mysql() { plug_mysql_guest(component, what)? } else { component.to_vec() };
     if !Interfaces::of(&with_mysql, what)?.imports.iter().any(|name| package_of(name) == "leashed:net") {
         bail!("{what} imports neither leashed:mysql nor leashed:net, so there is nothing to adapt");
     }
@@ -142,9 +143,13 @@ pub fn for_wasi_sockets(component: &[u8], what: &str) -> wasmtime::Result<Vec<u8
     // imports leashed:mysql imports leashed:net/tcp too, and one plug must satisfy both.
     let exports_mysql = interfaces.exports.iter().any(|name| package_of(name) == "leashed:mysql");
     let re_export = if exports_mysql { Some(NET_TCP) } else { None };
-    let stock = plug_exporting(EMBEDDED_WASI_SOCKETS_ADAPTER, "leashed:wasi-sockets-adapter", &with_mysql, what, re_export)?;
-    let left: Vec<String> =
-        Interfaces::of(&stock, "the composed component")?.imports.into_iter().filter(|n| !n.starts_with("wasi:")).collect();
+    let stock =
+        plug_exporting(EMBEDDED_WASI_SOCKETS_ADAPTER, "leashed:wasi-sockets-adapter", &with_mysql, what, re_export)?;
+    let left: Vec<String> = Interfaces::of(&stock, "the composed component")?
+        .imports
+        .into_iter()
+        .filter(|n| !n.starts_with("wasi:"))
+        .collect();
     if !left.is_empty() {
         bail!("composing {what} for wasi:sockets left imports no stock runtime provides: {}", left.join(", "));
     }

@@ -48,7 +48,10 @@ pub fn run(args: ComposeArgs) -> u8 {
         }
         None if args.target == Target::WasiSockets => ("the MySQL guest".to_string(), EMBEDDED_GUEST.to_vec()),
         None => {
-            return usage_of("compose", "name the plugin to compose (only `--for wasi-sockets` composes the guest alone)");
+            return usage_of(
+                "compose",
+                "name the plugin to compose (only `--for wasi-sockets` composes the guest alone)",
+            );
         }
     };
     let composed = match args.target {

@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(show(from_socket(WasiError::Timeout)), show(ErrorCode::TimedOut));
         assert_eq!(show(from_socket(WasiError::NewSocketLimit)), show(ErrorCode::LimitReached));
         assert_eq!(show(from_socket(WasiError::InvalidState)), show(ErrorCode::InvalidState));
-        assert_eq!(show(from_socket(WasiError::NotSupported)), show(ErrorCode::Other("wasi:sockets: not supported by this runtime".into())));
+        assert_eq!(
+            show(from_socket(WasiError::NotSupported)),
+            show(ErrorCode::Other("wasi:sockets: not supported by this runtime".into()))
+        );
     }
 
     #[test]
@@ -95,7 +98,9 @@ mod tests {
             panic!("a refused lookup is `other`")
         };
         assert!(refused.contains("'db.internal'") && refused.contains("allow-ip-name-lookup"), "{refused}");
-        assert!(matches!(from_lookup("db", WasiError::TemporaryResolverFailure), ErrorCode::Other(t) if t.contains("temporary")));
+        assert!(
+            matches!(from_lookup("db", WasiError::TemporaryResolverFailure), ErrorCode::Other(t) if t.contains("temporary"))
+        );
     }
 
     #[test]

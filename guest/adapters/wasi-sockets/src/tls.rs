@@ -65,7 +65,12 @@ pub fn read(session: &mut ClientConnection, wire: &Wire, max: usize, deadline: D
 }
 
 /// Encrypts all of `bytes` and writes the records.
-pub fn write(session: &mut ClientConnection, wire: &Wire, mut bytes: &[u8], timeout: Option<Duration>) -> Result<(), ErrorCode> {
+pub fn write(
+    session: &mut ClientConnection,
+    wire: &Wire,
+    mut bytes: &[u8],
+    timeout: Option<Duration>,
+) -> Result<(), ErrorCode> {
     let mut io = WireIo { wire, read_deadline: Deadline::after(None), write_timeout: timeout, failure: None };
     while !bytes.is_empty() {
         let taken = session.writer().write(bytes).map_err(|e| ErrorCode::Other(e.to_string()))?;
