@@ -8,11 +8,12 @@
 //! pairs.
 //!
 //!     scripts/bench-audit            # starts the private MariaDB, runs this, stops it
-//!     cargo run --release -p leashed --example audit_overhead -- mysql://u:p@127.0.0.1:3306/db [QUERIES_PER_BLOCK] [PAIRS]
+//!     cargo run --release -p leashed-bench --bin audit_overhead -- mysql://u:p@127.0.0.1:3306/db [QUERIES_PER_BLOCK] [PAIRS]
 
 use leashed::bindings::{ConnectOptions, TlsMode};
 use leashed::mysql_url::MysqlUrl;
 use leashed::{Allowlist, ComponentSource, Policy, Runtime};
+use leashed_bench::stats::{bootstrap_median_interval, median};
 use std::time::{Duration, Instant};
 
 /// The overhead target from issue 3: at most +3 %.
@@ -94,33 +95,6 @@ async fn main() {
     println!("  target (at most +3 %): {verdict}");
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
-}
-
 fn median_duration(values: &[Duration]) -> Duration {
     Duration::from_secs_f64(median(&values.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()))
-}
-
-/// The 2.5th and 97.5th percentiles of the median over 10,000 resamples of the pairs (a fixed
-/// xorshift seed, so a run's interval is reproducible from its numbers).
-fn bootstrap_median_interval(ratios: &[f64]) -> (f64, f64) {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut medians: Vec<f64> = (0..10_000)
-        .map(|_| {
-            let sample: Vec<f64> = (0..ratios.len()).map(|_| ratios[(next() % ratios.len() as u64) as usize]).collect();
-            median(&sample)
-        })
-        .collect();
-    medians.sort_by(f64::total_cmp);
-    (medians[250], medians[9_749])
 }

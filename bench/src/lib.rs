@@ -1,0 +1,13 @@
+//! leashed-bench: benchmarks, not tests. `compare` (scripts/bench) runs leashed against the
+//! native `mysql` crate and PyMySQL, workload by workload, alternating in one run;
+//! `audit_overhead` (scripts/bench-audit) measures what the audit's detail costs.
+//!
+//! - `stats.rs`: medians and bootstrap intervals of per-round ratios.
+//! - `rounds.rs`: running clients in rotating order, round after round, and printing a row.
+//! - `pymysql.rs`: PyMySQL in a Python process of its own, driven block by block.
+//! - `http.rs`: a keep-alive HTTP/1.1 GET, for requests through `leashed serve`.
+
+pub mod http;
+pub mod pymysql;
+pub mod rounds;
+pub mod stats;
