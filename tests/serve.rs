@@ -14,9 +14,13 @@ fn database_args() -> Vec<String> {
     vec!["--allow".into(), format!("{}:{}", url.host, url.port), "--env".into(), format!("DATABASE_URL={text}")]
 }
 
+/// `leashed serve PLUGIN` against the private MariaDB. Session reuse is off: these tests check
+/// that every socket is closed after each request (tests/session_reuse.rs covers the sockets
+/// reuse keeps open on purpose).
 fn serve(plugin: &str, extra: &[&str]) -> Served {
     items_table();
     let mut args = database_args();
+    args.push("--no-session-reuse".into());
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Served::start(plugin, &args)

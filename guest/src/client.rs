@@ -22,6 +22,7 @@ use crate::proto::statement::{
 use crate::proto::value::describe_column;
 use crate::proto::{ERR_HEADER, parse_err, protocol};
 use crate::row_stream::MysqlRowStream;
+use mysql_common::constants::StatusFlags;
 use mysql_common::packets::CommonOkPacket;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -45,6 +46,33 @@ pub(crate) struct Session {
     pub(crate) streaming: bool,
     /// What LOAD DATA LOCAL INFILE may send.
     local_files: Vec<LocalFile>,
+    /// The server said a transaction is open (at the last OK it sent).
+    in_transaction: bool,
+    /// How to park this session for reuse when it is closed clean.
+    reuse: Option<Reuse>,
+}
+
+/// What parking needs: the session's key, and the SQL that, after the reset, gives the session
+/// back its database and setup.
+#[derive(Clone)]
+struct Reuse {
+    key: String,
+    setup: String,
+}
+
+impl Reuse {
+    /// Only a session with a database is parked: a reset keeps whatever database `USE` last
+    /// chose, so the setup selects the session's own again, and without one there is none to
+    /// go back to.
+    fn for_options(options: &ConnectOptions, setup: &Option<String>) -> Option<Reuse> {
+        let database = options.database.as_ref()?;
+        let mut sql = format!("USE `{}`", database.replace('`', "``"));
+        if let Some(setup) = setup {
+            sql.push_str("; ");
+            sql.push_str(setup);
+        }
+        Some(Reuse { key: crate::reuse::session_key(options), setup: sql })
+    }
 }
 
 impl Session {
@@ -56,7 +84,8 @@ impl Session {
         if packet.first() == Some(&ERR_HEADER) {
             return Err(Error::Server(parse_err(&packet, self.server.capabilities)?));
         }
-        parse_ok::<CommonOkPacket>(&packet, self.server.capabilities)?;
+        let ok = parse_ok::<CommonOkPacket>(&packet, self.server.capabilities)?;
+        self.in_transaction = ok.status_flags().contains(StatusFlags::SERVER_STATUS_IN_TRANS);
         Ok(())
     }
 
@@ -144,7 +173,11 @@ fn read_results(session: &mut Session, mut response: QueryResponse) -> Result<Ve
     let mut refused_file = None;
     loop {
         let packet = session.link.recv().map_err(fail)?;
-        match response.step(&packet)? {
+        let step = response.step(&packet)?;
+        if let QueryStep::Done(_) = step {
+            session.in_transaction = response.in_transaction();
+        }
+        match step {
             QueryStep::Done(sets) => match refused_file {
                 Some(error) => return Err(QueryError { completed: sets, error }),
                 None => return Ok(sets),
@@ -165,13 +198,61 @@ impl MysqlConnection {
         with_session(&self.session, refuse, error_of, op)
     }
 
-    /// COM_QUIT, then force-close. Errors while saying goodbye do not matter: the link is
-    /// released either way.
+    /// Ends the session. A clean one (no transaction, no row stream) is offered to the host
+    /// for reuse first; if the host takes it, it is reset (and withdrawn if the reset fails)
+    /// and released, and the host parks it. Any other gets COM_QUIT and is force-closed. Errors
+    /// while saying goodbye do not matter: the link is released either way.
     fn quit(&self) {
-        if let Some(mut session) = self.session.borrow_mut().take() {
-            session.link.begin_command();
-            let _ = session.link.send(&com_quit());
+        let Some(mut session) = self.session.borrow_mut().take() else { return };
+        let parkable = session.reuse.take().filter(|_| !session.streaming && !session.in_transaction);
+        if let Some(reuse) = parkable
+            && session.link.offer_for_reuse(&reuse.key, &crate::reuse::encode_state(&session.server))
+        {
+            if session.reset_for_reuse(&reuse).is_err() || session.link.has_unread() {
+                session.link.withdraw_offer();
+            }
             session.link.force_close();
+            return;
+        }
+        session.link.begin_command();
+        let _ = session.link.send(&com_quit());
+        session.link.force_close();
+    }
+}
+
+impl Session {
+    /// COM_RESET_CONNECTION (rolls back, drops temporary tables, clears variables and prepared
+    /// statements), then the session setup again: the session is as a fresh login leaves it.
+    fn reset_for_reuse(&mut self, reuse: &Reuse) -> Result<(), Error> {
+        self.simple_command(&com_reset_connection())?;
+        self.run(&reuse.setup).map_err(|failure| failure.error)?;
+        Ok(())
+    }
+
+    /// A session another instance parked under `reuse.key`, if one is parked and still answers
+    /// a ping; `None` otherwise (a dead one is released on the way).
+    fn resume(reuse: &Reuse, policy: &AuthPolicy, local_files: &[LocalFile]) -> Option<Session> {
+        let (mut link, state) = Link::resume(&reuse.key)?;
+        let Some(server) = crate::reuse::decode_state(&state) else {
+            link.force_close();
+            return None;
+        };
+        link.set_max_packet(policy.max_packet as usize);
+        let mut session = Session {
+            link,
+            server,
+            policy: policy.clone(),
+            streaming: false,
+            local_files: local_files.to_vec(),
+            in_transaction: false,
+            reuse: Some(reuse.clone()),
+        };
+        match session.simple_command(&com_ping()) {
+            Ok(()) => Some(session),
+            Err(_) => {
+                session.link.force_close();
+                None
+            }
         }
     }
 }
@@ -192,20 +273,24 @@ impl GuestConnection for MysqlConnection {
         };
         // Refuse unusable settings before a socket is lent.
         let setup = session_setup(&options)?;
-        let mut link = Link::connect(&options.host, options.port, &net)?;
+        let reuse = Reuse::for_options(&options, &setup);
         let max_packet = options.max_allowed_packet.unwrap_or(MAX_PACKET_SIZE);
-        link.set_max_packet(max_packet as usize);
-        let creds = Credentials {
-            user: &options.user,
-            password: options.password.as_deref(),
-            database: options.database.as_deref(),
-        };
         let policy = AuthPolicy {
             local_infile: !options.local_infile.is_empty(),
             tls: options.tls_mode,
             server_key_pem: options.server_public_key_pem.as_ref().map(|pem| pem.as_bytes().to_vec()),
             allow_cleartext: options.allow_cleartext_password,
             max_packet,
+        };
+        if let Some(session) = reuse.as_ref().and_then(|reuse| Session::resume(reuse, &policy, &options.local_infile)) {
+            return Ok(connection::Connection::new(MysqlConnection { session: Rc::new(RefCell::new(Some(session))) }));
+        }
+        let mut link = Link::connect(&options.host, options.port, &net)?;
+        link.set_max_packet(max_packet as usize);
+        let creds = Credentials {
+            user: &options.user,
+            password: options.password.as_deref(),
+            database: options.database.as_deref(),
         };
         let tls = TlsOptions {
             server_name: options.host.clone(),
@@ -223,7 +308,15 @@ impl GuestConnection for MysqlConnection {
                 return Err(error);
             }
         };
-        let mut session = Session { link, server, policy, streaming: false, local_files: options.local_infile };
+        let mut session = Session {
+            link,
+            server,
+            policy,
+            streaming: false,
+            local_files: options.local_infile,
+            in_transaction: false,
+            reuse,
+        };
         if let Some(sql) = &setup
             && let Err(failure) = session.run(sql)
         {
@@ -302,6 +395,8 @@ impl GuestConnection for MysqlConnection {
             |e| e,
             |e| e,
             |session| {
+                // The session is no longer the one its key names.
+                session.reuse = None;
                 let creds = Credentials { user: &user, password: password.as_deref(), database: database.as_deref() };
                 let (login, payload) = Login::change_user(&session.server, &creds, session.policy.clone())?;
                 session.link.begin_command();

@@ -15,6 +15,7 @@
 pub mod client;
 pub mod link;
 pub mod proto;
+pub mod reuse;
 pub mod row_stream;
 
 /// Bindings generated from `wit/` (world `leashed:mysql/client`).

@@ -6,7 +6,9 @@
 //! stream is ever forgotten (the PyMySQL bug this project exists for).
 
 use crate::bindings::exports::leashed::mysql::types::Error;
-use crate::bindings::leashed::net::tcp::{ConnectOptions, Connection, ErrorCode, Reader, TlsOptions, Writer};
+use crate::bindings::leashed::net::tcp::{
+    ConnectOptions, Connection, ErrorCode, Reader, ShutdownType, TlsOptions, Writer,
+};
 use crate::proto::protocol;
 use bytes::BytesMut;
 use mysql_common::proto::codec::PacketCodec;
@@ -54,14 +56,50 @@ impl Link {
                 return Err(Error::Io(code));
             }
         };
-        Ok(Link {
+        Ok(Link::with_streams(writer, reader, connection))
+    }
+
+    /// Takes over a connection another instance parked under `key` (session reuse), with the
+    /// state it parked; `None` when nothing is parked, or its streams cannot be lent.
+    pub fn resume(key: &str) -> Option<(Link, Vec<u8>)> {
+        let (connection, state) = Connection::resume(key)?;
+        let Ok(reader) = connection.reader() else {
+            release(None, None, connection);
+            return None;
+        };
+        let Ok(writer) = connection.writer() else {
+            release(None, Some(reader), connection);
+            return None;
+        };
+        Some((Link::with_streams(writer, reader, connection), state))
+    }
+
+    fn with_streams(writer: Writer, reader: Reader, connection: Connection) -> Link {
+        Link {
             writer,
             reader,
             connection,
             codec: PacketCodec::default(),
             rx: BytesMut::with_capacity(READ_CHUNK as usize),
             tx: BytesMut::new(),
-        })
+        }
+    }
+
+    /// Asks the host to park the connection for another instance (session reuse) once it is
+    /// released, instead of closing it. Whether the host will.
+    pub fn offer_for_reuse(&self, key: &str, state: &[u8]) -> bool {
+        self.connection.park(key, state).is_ok()
+    }
+
+    /// Withdraws an offer: a connection shut down is never parked. For a session that turned
+    /// out not to be clean after all.
+    pub fn withdraw_offer(&self) {
+        let _ = self.connection.shutdown(ShutdownType::Both);
+    }
+
+    /// Whether bytes the server sent are still unread.
+    pub fn has_unread(&self) -> bool {
+        !self.rx.is_empty()
     }
 
     /// Abandons the connection: writer, reader and connection are released, in that order.

@@ -12,6 +12,7 @@ wasmtime::component::bindgen!({
     imports: {
         // These get the store, to capture the guest's backtrace.
         "leashed:net/tcp.[static]connection.connect": async | store | trappable,
+        "leashed:net/tcp.[static]connection.resume": async | store | trappable,
         "leashed:net/tcp.[method]connection.reader": async | store | trappable,
         "leashed:net/tcp.[method]connection.writer": async | store | trappable,
         "leashed:net/tcp.[method]reader.read": async | store | trappable,

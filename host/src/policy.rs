@@ -64,6 +64,9 @@ pub struct Policy {
     /// Record creation sites (wasm backtraces) and access history. Off, the registry still
     /// counts handles but skips the backtraces and the per-operation bookkeeping.
     pub audit_detail: bool,
+    /// Session reuse: where `park` puts connections and `resume` finds them. `None` (the
+    /// default): `park` is refused and `resume` finds nothing.
+    pub reuse: Option<crate::net::parking::SessionReuse>,
 }
 
 impl Default for Policy {
@@ -77,6 +80,7 @@ impl Default for Policy {
             max_connections: 64,
             max_handles: 256,
             audit_detail: true,
+            reuse: None,
         }
     }
 }

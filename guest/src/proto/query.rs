@@ -63,6 +63,8 @@ pub struct QueryResponse {
     columns: Vec<Column>,
     rows: Vec<Vec<Value>>,
     completed: Vec<ResultSet>,
+    /// The server status of the last result's OK (or terminator).
+    status: StatusFlags,
 }
 
 impl QueryResponse {
@@ -101,7 +103,13 @@ impl QueryResponse {
             columns: Vec::new(),
             rows: Vec::new(),
             completed: Vec::new(),
+            status: StatusFlags::empty(),
         }
+    }
+
+    /// Whether the server said, at the end of the last result, that a transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
     }
 
     /// Feeds the next packet of the response.
@@ -205,6 +213,7 @@ impl QueryResponse {
             info: ok.info_str().map(|s| s.into_owned()).unwrap_or_default(),
         });
         self.state = State::Start;
+        self.status = ok.status_flags();
         if ok.status_flags().contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
             QueryStep::NeedPacket
         } else {

@@ -104,6 +104,7 @@ impl Registry {
             let oldest = self.clean_connections.pop_front().expect("longer than the kept number");
             let Some(conn) = self.records.get(&oldest) else { continue };
             if let (Some(fd), Some(inode)) = (conn.fd, conn.socket_inode)
+                && !conn.parked
                 && os_fds::socket_is_open(fd, inode)
             {
                 continue;
@@ -152,6 +153,21 @@ impl Audit {
         let record = HandleRecord::new(id, kind, parent, socket.peer, (fd, socket_inode), created_in_call, site);
         registry.records.insert(id, record);
         HandleGuard { id, audit: self.clone(), cause: None, drop_site: Vec::new(), recorded: false }
+    }
+
+    /// Records that the guest parked connection `id` for session reuse: its socket stays open,
+    /// in the host's parking lot, once the guest has dropped every handle.
+    pub fn note_parked(&self, id: HandleId) {
+        if let Some(record) = self.registry().record_mut(id) {
+            record.parked = true;
+        }
+    }
+
+    /// Records that connection `id` took over a parked socket, parked by `origin`.
+    pub fn note_resumed(&self, id: HandleId, origin: &str) {
+        if let Some(record) = self.registry().record_mut(id) {
+            record.resumed_from = Some(origin.to_string());
+        }
     }
 
     /// Records an operation on a handle and the bytes it moved.
@@ -358,7 +374,8 @@ impl Audit {
         let (lent, released) = (registry.lent as usize, registry.releases as usize);
         let reclaimed =
             registry.records.values().filter(|r| r.released.is_some_and(|c| c != Release::GuestDropped)).count();
-        Summary { lent, released, open: lent - released, reclaimed, trapped: registry.trapped }
+        let parked = registry.records.values().filter(|r| r.parked && r.released.is_some()).count();
+        Summary { lent, released, open: lent - released, reclaimed, trapped: registry.trapped, parked }
     }
 }
 

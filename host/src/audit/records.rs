@@ -109,6 +109,11 @@ pub struct HandleRecord {
     pub socket_reclaimed: bool,
     /// For a connection: the readers and writers it lent.
     pub streams: Vec<HandleId>,
+    /// For a connection: the guest parked it for session reuse, so its socket stays open on
+    /// purpose, owned by the host's parking lot, after the guest dropped every handle.
+    pub parked: bool,
+    /// For a connection: it took over a parked socket; who had parked it.
+    pub resumed_from: Option<String>,
 }
 
 impl HandleRecord {
@@ -142,6 +147,8 @@ impl HandleRecord {
             release_order: None,
             socket_reclaimed: false,
             streams: Vec::new(),
+            parked: false,
+            resumed_from: None,
         }
     }
 }
@@ -226,6 +233,8 @@ pub struct Summary {
     pub reclaimed: usize,
     /// Whether a call trapped (then the guest could not drop anything it still held).
     pub trapped: bool,
+    /// Of the released connections, those the guest parked for session reuse.
+    pub parked: usize,
 }
 
 impl fmt::Display for Summary {
@@ -233,7 +242,16 @@ impl fmt::Display for Summary {
     /// `audit: 3 handles lent, 0 released by the guest, 3 reclaimed after the trap, 0 open`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.reclaimed == 0 {
-            return write!(f, "audit: {} handles lent, {} released, {} open", self.lent, self.released, self.open);
+            let parked = match self.parked {
+                0 => String::new(),
+                1 => " (1 connection parked for reuse)".into(),
+                n => format!(" ({n} connections parked for reuse)"),
+            };
+            return write!(
+                f,
+                "audit: {} handles lent, {} released{parked}, {} open",
+                self.lent, self.released, self.open
+            );
         }
         let when = if self.trapped { "after the trap" } else { "by the host at teardown" };
         write!(

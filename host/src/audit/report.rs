@@ -134,7 +134,7 @@ impl Audit {
         let open_inodes = os_fds::open_socket_inodes();
         self.records()
             .iter()
-            .filter(|r| r.kind == HandleKind::Connection)
+            .filter(|r| r.kind == HandleKind::Connection && !r.parked)
             .filter_map(|r| {
                 let (fd, inode) = (r.fd?, r.socket_inode?);
                 open_inodes.contains(&inode).then_some(OsMismatch {
@@ -214,10 +214,12 @@ fn event_call(event: &Event) -> Option<CallId> {
 /// Compares, for every connection, whether its socket should be open (some handle of it is
 /// alive and it was not reclaimed) with what /proc/self/fd says. A socket counts as open if any
 /// fd of this process still refers to it, so a stray duplicate of a released socket is caught.
+/// A parked connection's socket belongs to the host's parking lot, which keeps it open on
+/// purpose (or closes it when it expires): it is not compared.
 fn os_mismatches(records: &[HandleRecord], open_inodes: &[u64]) -> Vec<OsMismatch> {
     records
         .iter()
-        .filter(|r| r.kind == HandleKind::Connection)
+        .filter(|r| r.kind == HandleKind::Connection && !r.parked)
         .filter_map(|conn| {
             let (fd, inode) = (conn.fd?, conn.socket_inode?);
             let alive = records.iter().any(|r| (r.id == conn.id || r.parent == Some(conn.id)) && r.released.is_none());

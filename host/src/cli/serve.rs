@@ -4,6 +4,7 @@
 use super::{EXIT_FAILED, EXIT_OK, parse_allowlist, seconds, usage_of};
 use clap::ValueEnum;
 use leashed::audit::suppress::Suppressions;
+use leashed::net::parking::ParkingLimits;
 use leashed::outbound_http::OutboundHttp;
 use leashed::policy::{ClosePolicy, Policy};
 use leashed::serve::{ServeConfig, Server};
@@ -102,6 +103,25 @@ pub struct ServeArgs {
     /// Log lines as text or as one JSON object per line (stderr).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Turn session reuse off: every request's MySQL connections connect and log in anew. On
+    /// (the default), a MySQL session a request closes clean is reset and parked, and a later
+    /// request of the same plugin that opens the same session (same server, user, password,
+    /// database, TLS and setup) takes it over without connecting.
+    #[arg(long)]
+    no_session_reuse: bool,
+
+    /// Most sessions parked for one session key.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    reuse_per_key: usize,
+
+    /// Close a parked session idle longer than this, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    reuse_idle: f64,
+
+    /// Close a parked session whose connection is older than this, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    reuse_max_age: f64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -155,6 +175,18 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
     if args.memory_limit == 0 || args.memory_limit > 4096 {
         return Err("--memory-limit must be between 1 and 4096 MiB".into());
     }
+    let session_reuse = if args.no_session_reuse {
+        None
+    } else {
+        if args.reuse_per_key == 0 {
+            return Err("--reuse-per-key must be at least 1 (or turn reuse off with --no-session-reuse)".into());
+        }
+        Some(ParkingLimits {
+            per_key: args.reuse_per_key,
+            idle: seconds(args.reuse_idle).ok_or("--reuse-idle must be a positive number of seconds")?,
+            max_age: seconds(args.reuse_max_age).ok_or("--reuse-max-age must be a positive number of seconds")?,
+        })
+    };
     Ok(ServeConfig {
         policy: Policy {
             close: args.policy,
@@ -170,6 +202,7 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
         suppressions,
         outbound_http: if args.allow_outbound_http { OutboundHttp::Allowed } else { OutboundHttp::Denied },
         shutdown_timeout,
+        session_reuse,
     })
 }
 

@@ -2,6 +2,8 @@
 
 pub mod allowlist;
 pub mod error;
+pub mod parking;
+mod reuse;
 pub mod socket;
 pub mod tcp;
 pub mod tls;

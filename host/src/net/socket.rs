@@ -41,12 +41,16 @@ pub struct Socket {
     stream: Mutex<Option<Transport>>,
     /// Closed by the `reclaim` policy (rather than by a failed TLS handshake).
     reclaimed: AtomicBool,
+    /// `shutdown` was called in some direction: the socket can serve no other session.
+    shut_down: AtomicBool,
     /// The fd the stream had, for the audit's cross-check (it stays recorded after close).
     pub fd: Option<i32>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub read_timeout: Option<Duration>,
     pub write_timeout: Option<Duration>,
+    /// When the TCP connection was made (session reuse retires old sockets).
+    pub born: std::time::Instant,
     reader_lent: AtomicBool,
     writer_lent: AtomicBool,
 }
@@ -70,8 +74,10 @@ impl Socket {
             fd: raw_fd(&stream),
             stream: Mutex::new(Some(Transport::Plain(Arc::new(stream)))),
             reclaimed: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
             read_timeout,
             write_timeout,
+            born: std::time::Instant::now(),
             reader_lent: AtomicBool::new(false),
             writer_lent: AtomicBool::new(false),
         }))
@@ -90,6 +96,11 @@ impl Socket {
     pub fn reclaim(&self) {
         self.reclaimed.store(true, Ordering::Release);
         self.slot().take();
+    }
+
+    /// Whether `shutdown` was called on it, in any direction.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
     }
 
     /// Whether [`Socket::reclaim`] closed it.
@@ -208,6 +219,7 @@ impl Socket {
 
     /// `shutdown(2)` on one or both directions.
     pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        self.shut_down.store(true, Ordering::Release);
         match self.transport()? {
             Transport::Plain(stream) => socket2::SockRef::from(&*stream).shutdown(how),
             Transport::Tls(tls) => socket2::SockRef::from(tls.lock().await.get_ref().0).shutdown(how),
@@ -249,6 +261,9 @@ pub struct LentConnection {
     /// The guest dropped it while streams lived (deferred or reclaim policy): the entry stays in
     /// the table, as their parent, until the last of them is dropped.
     pub dropped_by_guest: bool,
+    /// The guest parked it (`park`): at its final release the socket goes to the parking lot
+    /// under this key, with this state, instead of closing.
+    pub park: Option<(String, Vec<u8>)>,
 }
 
 /// A `reader` handle, lent by a connection.

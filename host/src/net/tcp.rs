@@ -75,6 +75,14 @@ impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
         let site = guest_site(&mut access);
         access.get().drop_connection(conn, site)
     }
+
+    async fn resume(
+        mut access: Access<'_, HostState, Self>,
+        key: String,
+    ) -> wasmtime::Result<Option<(Resource<LentConnection>, Vec<u8>)>> {
+        let site = guest_site(&mut access);
+        access.get().resume_connection(key, site)
+    }
 }
 
 impl HostConnection for HostState {
@@ -95,6 +103,12 @@ impl HostConnection for HostState {
         let (socket, id) = (entry.socket.clone(), entry.guard.id());
         self.note_op(id, "start-tls", 0, 0);
         Ok(socket.start_tls(&options, Some(self.policy.connect_timeout)).await?)
+    }
+
+    async fn park(&mut self, conn: Resource<LentConnection>, key: String, state: Vec<u8>) -> Result<(), NetError> {
+        let id = self.table.get(&conn)?.guard.id();
+        self.note_op(id, "park", 0, 0);
+        self.park_connection(&conn, key, state)
     }
 
     async fn peer_address(&mut self, conn: Resource<LentConnection>) -> Result<SocketAddress, NetError> {
@@ -242,7 +256,9 @@ impl HostState {
     pub fn drop_connection(&mut self, conn: Resource<LentConnection>, site: Vec<String>) -> wasmtime::Result<()> {
         let live = live_children(self, &conn)?;
         if live.is_empty() {
-            self.table.delete(conn)?.guard.dropped_by_guest(site);
+            let mut entry = self.table.delete(conn)?;
+            entry.guard.dropped_by_guest(site);
+            self.retire_connection(entry);
             return Ok(());
         }
         let id = self.table.get(&conn)?.guard.id();
@@ -338,7 +354,7 @@ async fn connect(
         tighter(state.policy.write_timeout, options.write_timeout_ms),
     )?;
     let guard = state.audit.lend(HandleKind::Connection, None, &socket, site);
-    Ok(state.table.push(LentConnection { socket, guard, dropped_by_guest: false })?)
+    Ok(state.table.push(LentConnection { socket, guard, dropped_by_guest: false, park: None })?)
 }
 
 /// Refuses with `limit-reached` past the store's connection or handle limit.
@@ -386,7 +402,8 @@ fn release_orphaned_parent(state: &mut HostState, parent_rep: u32) -> wasmtime::
         Err(_) => false,
     };
     if orphaned {
-        state.table.delete(parent)?;
+        let entry = state.table.delete(parent)?;
+        state.retire_connection(entry);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! plugin's environment, and the per-request limits. Defaults are the CLI's.
 
 use crate::audit::suppress::Suppressions;
+use crate::net::parking::ParkingLimits;
 use crate::outbound_http::OutboundHttp;
 use crate::policy::Policy;
 use std::time::Duration;
@@ -29,6 +30,9 @@ pub struct ServeConfig {
     pub outbound_http: OutboundHttp,
     /// How long shutdown waits for requests in flight before cancelling them.
     pub shutdown_timeout: Duration,
+    /// Session reuse: MySQL sessions a request's guest parks at close are lent to later requests
+    /// of the same plugin that ask for the same session. `None`: off.
+    pub session_reuse: Option<ParkingLimits>,
 }
 
 impl Default for ServeConfig {
@@ -43,6 +47,7 @@ impl Default for ServeConfig {
             suppressions: Suppressions::default(),
             outbound_http: OutboundHttp::Denied,
             shutdown_timeout: Duration::from_secs(10),
+            session_reuse: Some(ParkingLimits::default()),
         }
     }
 }

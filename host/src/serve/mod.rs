@@ -19,6 +19,7 @@ pub use config::ServeConfig;
 pub use totals::Totals;
 
 use crate::compose::{Interfaces, ServablePlugin, servable_plugin};
+use crate::net::parking::{ParkingLot, SessionReuse};
 use crate::runtime::{base_config, net_linker};
 use crate::state::HostState;
 use hyper::server::conn::http1;
@@ -51,14 +52,24 @@ pub struct Server {
     totals: Totals,
     /// Whether the plugin was composed with the MySQL guest.
     pub composed: bool,
+    /// Sessions parked for reuse (`None` when reuse is off).
+    pub parking: Option<Arc<ParkingLot>>,
 }
 
 impl Server {
     /// Checks and compiles `plugin` (the bytes of a component; `what` names it in errors).
     /// A plugin that imports leashed:mysql gets the embedded MySQL guest plugged in first.
-    pub fn new(plugin: &[u8], what: &str, config: ServeConfig) -> wasmtime::Result<Self> {
+    pub fn new(plugin: &[u8], what: &str, mut config: ServeConfig) -> wasmtime::Result<Self> {
         let ServablePlugin { bytes, composed } = servable_plugin(plugin, what)?;
-        if Interfaces::of(&bytes, what)?.imports.iter().any(|name| name.starts_with("wasi:sockets/tcp@")) {
+        // Parked sessions are scoped by the plugin's digest: another plugin never gets them.
+        let parking = config.session_reuse.map(|limits| Arc::new(ParkingLot::new(limits)));
+        config.policy.reuse = parking.clone().map(|lot| SessionReuse { lot, scope: digest_hex(&bytes) });
+        // A component composed for stock runtimes carries its own sockets and no leashed import
+        // (a Python plugin imports wasi:sockets too, for CPython's socket module, but also
+        // leashed:net through the MySQL guest).
+        let imports = Interfaces::of(&bytes, what)?.imports;
+        let own_sockets = imports.iter().any(|name| name.starts_with("wasi:sockets/tcp@"));
+        if own_sockets && !imports.iter().any(|name| name.starts_with("leashed:")) {
             tracing::warn!(
                 "{what} opens its own sockets with wasi:sockets (was it composed --for wasi-sockets?); leashed \
                  serve lends sockets only through leashed:net, so its connects are denied and nothing is audited: \
@@ -77,7 +88,10 @@ impl Server {
             .with_context(|| format!("{what} does not export wasi:http/incoming-handler@0.2"))?;
         start_epoch_ticker(&engine);
         let slots = Arc::new(Semaphore::new(config.max_concurrent));
-        Ok(Server { pre, config, slots, cancel: watch::channel(false).0, totals: Totals::default(), composed })
+        if let Some(lot) = &parking {
+            start_parking_sweeper(lot);
+        }
+        Ok(Server { pre, config, slots, cancel: watch::channel(false).0, totals: Totals::default(), composed, parking })
     }
 
     /// The run's counters so far.
@@ -121,6 +135,9 @@ impl Server {
         // Every request holds a slot until its store is dropped and checked against the OS.
         let all = u32::try_from(self.config.max_concurrent).unwrap_or(u32::MAX);
         let _ = self.slots.acquire_many(all).await;
+        if let Some(lot) = &self.parking {
+            lot.clear();
+        }
     }
 
     fn serve_connection(
@@ -185,4 +202,26 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawning the epoch thread");
+}
+
+/// Closes parked sessions once they are idle or old, even when no request comes to find them.
+/// The task ends with the lot.
+fn start_parking_sweeper(lot: &Arc<ParkingLot>) {
+    let lot = Arc::downgrade(lot);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            ticks.tick().await;
+            match lot.upgrade() {
+                Some(lot) => lot.sweep(),
+                None => return,
+            }
+        }
+    });
+}
+
+/// The SHA-256 of `bytes`, as hex: a plugin's identity for session reuse.
+fn digest_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -267,8 +267,8 @@ impl Server {
         }
         // The access line comes last: once it is out, everything about the request is logged.
         let ms = arrived.elapsed().as_secs_f64() * 1000.0;
-        let (lent, released) = (run.summary.lent, run.summary.released);
-        tracing::info!(target: "leashed::access", request = %label, status = status.as_u16(), ms = format!("{ms:.1}"), lent, released, leaked, suppressed, outcome);
+        let (lent, released, parked) = (run.summary.lent, run.summary.released, run.summary.parked);
+        tracing::info!(target: "leashed::access", request = %label, status = status.as_u16(), ms = format!("{ms:.1}"), lent, released, parked, leaked, suppressed, outcome);
     }
 }
 

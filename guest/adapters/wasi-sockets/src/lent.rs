@@ -78,7 +78,11 @@ fn millis(ms: Option<u32>) -> Option<Duration> {
 }
 
 impl GuestConnection for LentConnection {
-    fn connect(host: String, port: u16, options: ConnectOptions) -> Result<crate::exports::leashed::net::tcp::Connection, ErrorCode> {
+    fn connect(
+        host: String,
+        port: u16,
+        options: ConnectOptions,
+    ) -> Result<crate::exports::leashed::net::tcp::Connection, ErrorCode> {
         // wasi:sockets 0.2 has no TCP_NODELAY; `options.nodelay` is left to the runtime.
         let connect_timeout = millis(options.connect_timeout_ms).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let Connected { wire, socket } = connect::connect(&host, port, Deadline::after(Some(connect_timeout)))?;
@@ -136,6 +140,17 @@ impl GuestConnection for LentConnection {
         Ok(connect::to_contract(address))
     }
 
+    /// Session reuse needs a host that outlives instances; on a stock runtime the adapter has
+    /// none, so nothing is parked: the guest then closes the connection as usual.
+    fn park(&self, _key: String, _state: Vec<u8>) -> Result<(), ErrorCode> {
+        Err(ErrorCode::InvalidState)
+    }
+
+    /// ... and nothing is ever parked to resume.
+    fn resume(_key: String) -> Option<(crate::exports::leashed::net::tcp::Connection, Vec<u8>)> {
+        None
+    }
+
     fn start_tls(&self, options: TlsOptions) -> Result<(), ErrorCode> {
         let mut session = self.session.borrow_mut();
         session.usable()?;
@@ -160,8 +175,10 @@ impl GuestConnection for LentConnection {
 impl Drop for LentConnection {
     fn drop(&mut self) {
         let session = self.session.borrow();
-        let live: Vec<(&str, u32)> =
-            [("reader", session.reader), ("writer", session.writer)].into_iter().filter_map(|(kind, id)| Some((kind, id?))).collect();
+        let live: Vec<(&str, u32)> = [("reader", session.reader), ("writer", session.writer)]
+            .into_iter()
+            .filter_map(|(kind, id)| Some((kind, id?)))
+            .collect();
         if !live.is_empty() {
             // A panic in a wasm component is a trap: the same end as on the leashed host.
             panic!("{}", children_message(self.id, &live));
@@ -245,7 +262,10 @@ mod tests {
             "resource has children: connection #1 was dropped while its reader #2 still lent (strict close policy: \
              drop the writer and the reader before the connection)"
         );
-        assert!(children_message(4, &[("reader", 5), ("writer", 6)]).contains("connection #4 was dropped while its reader #5 and writer #6 still lent"));
+        assert!(
+            children_message(4, &[("reader", 5), ("writer", 6)])
+                .contains("connection #4 was dropped while its reader #5 and writer #6 still lent")
+        );
     }
 
     #[test]
