@@ -1,5 +1,5 @@
 //! PyMySQL, the pure-Python client, driven from the benchmark: one Python process holds the
-//! connection and answers each `WORKLOAD OPS` line with the seconds the block took, so its
+//! connection and answers each `WORKLOAD OPS [SQL]` line with the seconds the block took, so its
 //! blocks alternate with the other clients' in the same run.
 
 use std::io::{BufRead, BufReader, Write};
@@ -12,7 +12,7 @@ host, port, user, password, db = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys
 connect = lambda: pymysql.connect(host=host, port=port, user=user, password=password, database=db, ssl_disabled=True)
 conn = connect()
 for line in sys.stdin:
-    workload, ops = line.split()
+    workload, ops, sql = (line.rstrip("\n").split(" ", 2) + [""])[:3]
     ops = int(ops)
     started = time.perf_counter()
     for _ in range(ops):
@@ -23,7 +23,7 @@ for line in sys.stdin:
             connect().close()
         else:
             with conn.cursor() as cur:
-                cur.execute(workload.replace("_", " ")); cur.fetchall()
+                cur.execute(sql); cur.fetchall()
     print(time.perf_counter() - started, flush=True)
 "#;
 
@@ -51,9 +51,10 @@ impl PyMysql {
         Ok(PyMysql { child, input, output })
     }
 
-    /// Runs `ops` operations of `workload` (`select1`, `connect`, or SQL with `_` for spaces).
+    /// Runs `ops` operations of `workload`: `select1`, `connect`, or `query SQL` (SQL on one line).
     pub fn block(&mut self, workload: &str, ops: u32) -> Duration {
-        writeln!(self.input, "{workload} {ops}").expect("the PyMySQL driver takes a block");
+        let (name, sql) = workload.split_once(' ').unwrap_or((workload, ""));
+        writeln!(self.input, "{name} {ops} {sql}").expect("the PyMySQL driver takes a block");
         let mut line = String::new();
         self.output.read_line(&mut line).expect("the PyMySQL driver answers");
         Duration::from_secs_f64(line.trim().parse().unwrap_or_else(|_| panic!("the PyMySQL driver said {line:?}")))

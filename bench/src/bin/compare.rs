@@ -144,7 +144,7 @@ impl Bench {
                     }
                     _ => {
                         if let Some(py) = self.python.as_mut() {
-                            let took = py.block(&ROWS_SQL.replace(' ', "_"), 1);
+                            let took = py.block(&format!("query {ROWS_SQL}"), 1);
                             if round >= 1 {
                                 samples.record(2, took, 1);
                             }
