@@ -1,27 +1,25 @@
-//! The exported `leashed:mysql/connection` and `statement` resources: drive the protocol core
-//! over a link.
+//! The exported `leashed:mysql/connection` resource: drives the protocol core over a link
+//! (statements are in `statement.rs`, row streams in `row_stream.rs`).
 //!
 //! A connection is either open (it holds a [`Session`]) or closed. Any error after which the
 //! wire is in an unknown state — I/O, protocol, auth — force-closes it on the spot; only a
 //! server error (an ERR packet) or a call the client refused leaves it open. Statements share
 //! their connection's session, so closing the connection closes them too.
 
-use crate::bindings::exports::leashed::mysql::connection::{self, GuestConnection, GuestStatement};
+use crate::bindings::exports::leashed::mysql::connection::{self, GuestConnection};
 use crate::bindings::exports::leashed::mysql::types::{
-    Column as ColumnInfo, ConnectOptions, Error, LocalFile, QueryError, ResultSet, TlsMode, Value, Warning,
+    ConnectOptions, Error, LocalFile, QueryError, ResultSet, TlsMode, Value, Warning,
 };
 use crate::bindings::leashed::net::tcp::{ConnectOptions as NetOptions, TlsOptions, TlsVerify};
 use crate::link::Link;
 use crate::proto::command::{com_init_db, com_ping, com_query, com_quit, com_reset_connection};
 use crate::proto::login::{AuthPolicy, Credentials, Login, LoginStep, MAX_PACKET_SIZE, ServerInfo};
 use crate::proto::query::{QueryResponse, QueryStep, parse_ok};
-use crate::proto::statement::{
-    PrepareResponse, PrepareStep, com_stmt_close, com_stmt_execute, com_stmt_prepare, com_stmt_send_long_data,
-    wire_param,
-};
+use crate::proto::statement::{PrepareResponse, PrepareStep, com_stmt_prepare};
 use crate::proto::value::describe_column;
 use crate::proto::{ERR_HEADER, parse_err, protocol};
 use crate::row_stream::MysqlRowStream;
+use crate::statement::MysqlStatement;
 use mysql_common::constants::StatusFlags;
 use mysql_common::packets::CommonOkPacket;
 use std::cell::{Cell, RefCell};
@@ -133,7 +131,7 @@ fn is_fatal(error: &Error) -> bool {
 
 /// Runs `op` on the open session; force-closes it if `op` fails fatally. A closed session, or
 /// one busy with a row stream, is refused through `refuse`.
-fn with_session<T, E>(
+pub(crate) fn with_session<T, E>(
     slot: &RefCell<Option<Session>>,
     refuse: impl FnOnce(Error) -> E,
     error_of: impl Fn(&E) -> &Error,
@@ -168,7 +166,7 @@ pub(crate) fn with_session_even_streaming<T, E>(
 }
 
 /// Reads a query-shaped response (COM_QUERY or COM_STMT_EXECUTE) to its end.
-fn read_results(session: &mut Session, mut response: QueryResponse) -> Result<Vec<ResultSet>, QueryError> {
+pub(crate) fn read_results(session: &mut Session, mut response: QueryResponse) -> Result<Vec<ResultSet>, QueryError> {
     let fail = |error| QueryError { completed: Vec::new(), error };
     let mut refused_file = None;
     loop {
@@ -495,109 +493,4 @@ fn session_setup(options: &ConnectOptions) -> Result<Option<String>, Error> {
         statements.push(init.clone());
     }
     Ok((!statements.is_empty()).then(|| statements.join("; ")))
-}
-
-/// The guest side of an exported `statement` handle: a statement id on its connection's session.
-pub struct MysqlStatement {
-    session: SharedSession,
-    id: u32,
-    params: u16,
-    columns: Vec<ColumnInfo>,
-    /// Which parameters got long data since the last execute.
-    long_data: RefCell<Vec<bool>>,
-    /// False once closed (by `close`, or with its connection).
-    open: Cell<bool>,
-}
-
-impl MysqlStatement {
-    fn with_session<T, E>(
-        &self,
-        refuse: impl FnOnce(Error) -> E,
-        error_of: impl Fn(&E) -> &Error,
-        op: impl FnOnce(&mut Session) -> Result<T, E>,
-    ) -> Result<T, E> {
-        if !self.open.get() {
-            return Err(refuse(Error::Closed));
-        }
-        with_session(&self.session, refuse, error_of, op)
-    }
-
-    /// COM_STMT_CLOSE, unless already closed; the server does not answer it.
-    fn free(&self) -> Result<(), Error> {
-        let result = self.with_session(
-            |e| e,
-            |e| e,
-            |session| {
-                session.link.begin_command();
-                session.link.send(&com_stmt_close(self.id))
-            },
-        );
-        self.open.set(false);
-        match result {
-            Err(Error::Closed) => Ok(()),
-            other => other,
-        }
-    }
-}
-
-impl Drop for MysqlStatement {
-    fn drop(&mut self) {
-        let _ = self.free();
-    }
-}
-
-impl GuestStatement for MysqlStatement {
-    fn param_count(&self) -> u16 {
-        self.params
-    }
-
-    fn columns(&self) -> Vec<ColumnInfo> {
-        self.columns.clone()
-    }
-
-    fn send_long_data(&self, index: u16, piece: Vec<u8>) -> Result<(), Error> {
-        if index >= self.params {
-            return Err(Error::Invalid(format!(
-                "parameter index {index} out of range: the statement has {} parameters",
-                self.params
-            )));
-        }
-        self.with_session(
-            |e| e,
-            |e| e,
-            |session| {
-                session.link.begin_command();
-                session.link.send(&com_stmt_send_long_data(self.id, index, &piece))
-            },
-        )?;
-        self.long_data.borrow_mut()[usize::from(index)] = true;
-        Ok(())
-    }
-
-    fn execute(&self, params: Vec<Value>) -> Result<Vec<ResultSet>, QueryError> {
-        let fail = |error| QueryError { completed: Vec::new(), error };
-        if params.len() != usize::from(self.params) {
-            return Err(fail(Error::Invalid(format!(
-                "the statement has {} parameters, but {} values were given",
-                self.params,
-                params.len()
-            ))));
-        }
-        let wire: Vec<_> = params.iter().map(wire_param).collect();
-        // Long data counts for this execute only, whatever its outcome.
-        let long_data = std::mem::replace(&mut *self.long_data.borrow_mut(), vec![false; params.len()]);
-        self.with_session(
-            fail,
-            |e| &e.error,
-            |session| {
-                session.link.begin_command();
-                session.link.send(&com_stmt_execute(self.id, &wire, &long_data)).map_err(fail)?;
-                read_results(session, QueryResponse::binary(session.server.capabilities))
-            },
-        )
-    }
-
-    fn close(&self) -> Result<(), Error> {
-        self.free()
-    }
 }

@@ -8,15 +8,18 @@
 //!   packets to send and into results (handshake and auth, commands, result sets, values).
 //! - [`link`]: the thin I/O shell. It owns the lent connection, reader and writer, frames packets
 //!   over them, and holds the one force-close that releases all three.
-//! - [`client`]: the exported `connection` and `statement` resources, which drive `proto` over a
-//!   `link` and force-close on every error that leaves the connection unusable.
+//! - [`client`]: the exported `connection` resource, which drives `proto` over a `link` and
+//!   force-closes on every error that leaves the connection unusable.
 //! - [`row_stream`]: the exported `row-stream` resource, which reads a result batch by batch.
+//! - [`statement`]: the exported `statement` resource (prepared statements).
+//! - [`reuse`]: session keys and the state a parked session carries (session reuse).
 
 pub mod client;
 pub mod link;
 pub mod proto;
 pub mod reuse;
 pub mod row_stream;
+pub mod statement;
 
 /// Bindings generated from `wit/` (world `leashed:mysql/client`).
 pub mod bindings {

@@ -17,8 +17,9 @@ Example:
       --env DATABASE_URL=mysql://app:secret@127.0.0.1:3306/shop --deny-leaks
   curl http://127.0.0.1:8080/items/1
 
-Each request gets a fresh instance in its own store; nothing is shared between requests. After
-each, the log has one line (method, path, status, handles lent/released/leaked). A request that
+Each request gets a fresh instance in its own store; nothing but parked MySQL sessions is
+shared between requests. After each, the log has one line (method, path, status, handles
+lent/released/parked/leaked). A request that
 ends with handles still lent is logged with the audit's report (where each handle was created);
 its handles are reclaimed and their sockets checked closed in /proc/self/fd. With --deny-leaks
 such a request gets 500 instead of its response, when the response's body fits in 1 MiB (it is
@@ -29,6 +30,11 @@ Limits, per request: --max-connections and --max-handles (past them connect gets
 `limit-reached`), --memory-limit (past it the plugin traps: 500), --deadline (past it the plugin
 is stopped: 504). Requests above --max-concurrent wait for a slot, within their deadline; one
 that gets none gets 503.
+
+Session reuse (on; --no-session-reuse turns it off): a MySQL session a request closes clean is
+reset and parked, and a later request of the same plugin that opens the same session (same
+server, user, password, database, TLS and setup) takes it over without connecting or logging
+in. Parked sessions are closed when idle (--reuse-idle) or old (--reuse-max-age), and at exit.
 
 On SIGINT or SIGTERM the server stops accepting, lets requests in flight finish within
 --shutdown-timeout, cancels and reclaims the rest, prints `audit: ...` for the whole run and
