@@ -304,3 +304,37 @@ fn leashed_serve_warns_about_a_component_composed_for_stock_runtimes() {
     let line = served.wait_for_log("opens its own sockets with wasi:sockets", Duration::from_secs(5));
     assert!(line.contains("serve the plugin as built"), "{line}");
 }
+
+/// `wasmtime run --invoke` on components that use leashed:net directly, composed for
+/// wasi:sockets: the well-behaved fixture reads the server's greeting, and the seed bug
+/// (PyMySQL's: the connection dropped while its reader lives) traps with the contract's words.
+#[test]
+fn wasmtime_run_invokes_leashed_net_fixtures() {
+    let port = db_port();
+    let invoke = format!("run(\"127.0.0.1\", {port})");
+    let well_behaved = compose_for_wasi_sockets(Some(env!("LEASHED_FIXTURE_WELL_BEHAVED")), "well-behaved");
+    let out = invoke_on(&well_behaved, &invoke);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok(\"echoed "),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seed_bug = compose_for_wasi_sockets(Some(env!("LEASHED_FIXTURE_SEED_BUG")), "seed-bug");
+    let out = invoke_on(&seed_bug, &invoke);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resource has children: connection #1 was dropped while its reader #2 still lent"),
+        "{stderr}"
+    );
+}
+
+/// `wasmtime run -S inherit-network --invoke CALL COMPONENT`.
+fn invoke_on(component: &Path, call: &str) -> std::process::Output {
+    Command::new(leashed_tests::stock::stock_wasmtime())
+        .args(["run", "-S", "inherit-network", "--invoke", call])
+        .arg(component)
+        .output()
+        .expect("wasmtime run starts")
+}
