@@ -2,8 +2,8 @@
 //! built from source by tests/build.rs) and the leaky fixture plugin, called with curl, against
 //! the private MariaDB; the per-request audit in the log, the sockets in /proc, SIGTERM.
 
-use leashed_tests::served::{Reply, Served, sockets_to_port};
 use leashed_tests::items::{ITEMS, items_table};
+use leashed_tests::served::{Reply, Served, sockets_to_port};
 use leashed_tests::{Account, url};
 use std::time::Duration;
 

@@ -72,20 +72,25 @@ async fn session_id(policy: &Policy, options: &ConnectOptions, sql: &[&str]) -> 
     id
 }
 
+/// `leashed serve` of the Rust example plugin against the private MariaDB, TLS off.
+fn serve_items(extra: &[&str]) -> Served {
+    items_table();
+    let url = url(Account::Native);
+    let database = format!("DATABASE_URL={}", std::env::var("LEASHED_TEST_NATIVE_URL").unwrap());
+    let allow = format!("{}:{}", url.host, url.port);
+    let mut args = vec!["--allow", &allow, "--env", &database, "--env", "MYSQL_TLS_MODE=disabled"];
+    args.extend_from_slice(extra);
+    Served::start(env!("LEASHED_PLUGIN_ITEMS_RUST"), &args)
+}
+
 /// Acceptance: N sequential requests through `leashed serve` open exactly one TCP connection to
 /// MariaDB; each request's log line says it parked its session, and the process holds exactly
 /// the one parked socket between requests.
 #[test]
 fn sequential_requests_through_serve_share_one_connection() {
     let _turn = one_at_a_time();
-    items_table();
     let url = url(Account::Native);
-    let database = format!("DATABASE_URL={}", std::env::var("LEASHED_TEST_NATIVE_URL").unwrap());
-    let allow = format!("{}:{}", url.host, url.port);
-    let mut served = Served::start(
-        env!("LEASHED_PLUGIN_ITEMS_RUST"),
-        &["--allow", &allow, "--env", &database, "--env", "MYSQL_TLS_MODE=disabled"],
-    );
+    let mut served = serve_items(&[]);
     let before = block_on(connections_counter());
     const REQUESTS: usize = 20;
     for _ in 0..REQUESTS {
@@ -110,14 +115,8 @@ fn sequential_requests_through_serve_share_one_connection() {
 #[test]
 fn without_reuse_every_request_connects() {
     let _turn = one_at_a_time();
-    items_table();
     let url = url(Account::Native);
-    let database = format!("DATABASE_URL={}", std::env::var("LEASHED_TEST_NATIVE_URL").unwrap());
-    let allow = format!("{}:{}", url.host, url.port);
-    let mut served = Served::start(
-        env!("LEASHED_PLUGIN_ITEMS_RUST"),
-        &["--allow", &allow, "--env", &database, "--env", "MYSQL_TLS_MODE=disabled", "--no-session-reuse"],
-    );
+    let mut served = serve_items(&["--no-session-reuse"]);
     let before = block_on(connections_counter());
     for _ in 0..5 {
         assert_eq!(served.get("/items/2").status, 200);

@@ -60,17 +60,7 @@ impl Served {
 
     /// Waits until a log line contains `needle`, and returns that line.
     pub fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
-        let until = Instant::now() + within;
-        loop {
-            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("leashed serve exited ({status}) before logging {needle:?}:\n{}", self.log());
-            }
-            assert!(Instant::now() < until, "no log line with {needle:?} within {within:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_line(&mut self.child, &self.log, "leashed serve", needle, within)
     }
 
     /// The number of access-log lines so far (one per finished request).
@@ -132,6 +122,29 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits until a line in `log` (what `child`, called `what`, printed) contains `needle`, and
+/// returns that line; fails if the child exits first or `within` passes.
+pub fn wait_for_line(
+    child: &mut Child,
+    log: &Arc<Mutex<String>>,
+    what: &str,
+    needle: &str,
+    within: Duration,
+) -> String {
+    let until = Instant::now() + within;
+    loop {
+        let text = log.lock().unwrap().clone();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}) before printing {needle:?}:\n{text}");
+        }
+        assert!(Instant::now() < until, "{what} printed no {needle:?} within {within:?}:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

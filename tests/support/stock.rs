@@ -3,12 +3,12 @@
 //! free port with its output collected, `wasmtime run`, and listeners that misbehave for the
 //! adapter's error codes.
 
-use crate::served::{Reply, collect_lines, curl};
+use crate::served::{Reply, collect_lines, curl, wait_for_line};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The stock wasmtime the tests run: what scripts/install-stock-wasmtime installs.
 pub const STOCK_WASMTIME_VERSION: &str = "49.0.3";
@@ -72,17 +72,7 @@ impl StockServe {
 
     /// Waits until a line it printed contains `needle`, and returns that line.
     pub fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
-        let until = Instant::now() + within;
-        loop {
-            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("wasmtime serve exited ({status}) before printing {needle:?}:\n{}", self.log());
-            }
-            assert!(Instant::now() < until, "wasmtime serve printed no {needle:?} within {within:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_line(&mut self.child, &self.log, "wasmtime serve", needle, within)
     }
 
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
