@@ -174,7 +174,7 @@ impl Login {
         };
         let first = run_plugin(&mut plugin, ctx, &nonce, plugin_name.as_bytes())?;
 
-        let version = hello.server_version_parsed().or(hello.maria_db_server_version_parsed()).unwrap_or((5, 5, 3));
+        let version = leading_version(hello.server_version_ref()).unwrap_or((5, 5, 3));
         let response = HandshakeResponse::new(
             Some(first.unwrap_or_default()),
             version,
@@ -338,5 +338,40 @@ fn run_plugin(
             sql_state: "HY000".into(),
             message: format!("authentication plugin '{}' failed: {e:?}", String::from_utf8_lossy(name)),
         })),
+    }
+}
+
+/// The `major.minor.patch` a server version string starts with ("5.5.5-10.11.6-MariaDB" gives
+/// 5.5.5, as mysql_common's own parser does). Parsed by hand: mysql_common's parser compiles a
+/// regex on first use, which cost each fresh instance about 1 ms, half of its first request.
+fn leading_version(version: &[u8]) -> Option<(u16, u16, u16)> {
+    let mut parts = [0u16; 3];
+    let mut rest = version;
+    for (i, part) in parts.iter_mut().enumerate() {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 3 {
+            return None;
+        }
+        *part = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+        rest = &rest[digits..];
+        if i < 2 {
+            rest = rest.strip_prefix(b".")?;
+        }
+    }
+    Some((parts[0], parts[1], parts[2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leading_version;
+
+    #[test]
+    fn server_versions_parse_as_mysql_common_parses_them() {
+        assert_eq!(leading_version(b"5.5.5-10.11.6-MariaDB-0+deb12u1"), Some((5, 5, 5)));
+        assert_eq!(leading_version(b"8.0.36"), Some((8, 0, 36)));
+        assert_eq!(leading_version(b"11.4.2-MariaDB-log"), Some((11, 4, 2)));
+        assert_eq!(leading_version(b"5.7"), None);
+        assert_eq!(leading_version(b"v8.0.1"), None);
+        assert_eq!(leading_version(b""), None);
     }
 }
