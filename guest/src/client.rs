@@ -18,6 +18,7 @@ use crate::proto::query::{QueryResponse, QueryStep, parse_ok};
 use crate::proto::statement::{PrepareResponse, PrepareStep, com_stmt_prepare};
 use crate::proto::value::describe_column;
 use crate::proto::{ERR_HEADER, parse_err, protocol};
+use crate::reuse::now_ms;
 use crate::row_stream::MysqlRowStream;
 use crate::statement::MysqlStatement;
 use mysql_common::constants::StatusFlags;
@@ -78,6 +79,11 @@ impl Session {
     fn simple_command(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.link.begin_command();
         self.link.send(payload)?;
+        self.read_ok()
+    }
+
+    /// Reads a command's one-packet reply: OK, or the server's error.
+    fn read_ok(&mut self) -> Result<(), Error> {
         let packet = self.link.recv()?;
         if packet.first() == Some(&ERR_HEADER) {
             return Err(Error::Server(parse_err(&packet, self.server.capabilities)?));
@@ -204,7 +210,7 @@ impl MysqlConnection {
         let Some(mut session) = self.session.borrow_mut().take() else { return };
         let parkable = session.reuse.take().filter(|_| !session.streaming && !session.in_transaction);
         if let Some(reuse) = parkable
-            && session.link.offer_for_reuse(&reuse.key, &crate::reuse::encode_state(&session.server))
+            && session.link.offer_for_reuse(&reuse.key, &crate::reuse::encode_state(&session.server, now_ms()))
         {
             if session.reset_for_reuse(&reuse).is_err() || session.link.has_unread() {
                 session.link.withdraw_offer();
@@ -221,20 +227,27 @@ impl MysqlConnection {
 impl Session {
     /// COM_RESET_CONNECTION (rolls back, drops temporary tables, clears variables and prepared
     /// statements), then the session setup again: the session is as a fresh login leaves it.
+    /// Both go out in one write, so the reset costs one round trip. If the reset fails, the
+    /// setup still runs, and the caller withdraws the session anyway.
     fn reset_for_reuse(&mut self, reuse: &Reuse) -> Result<(), Error> {
-        self.simple_command(&com_reset_connection())?;
-        self.run(&reuse.setup).map_err(|failure| failure.error)?;
+        self.link.send_pipelined(&[&com_reset_connection(), &com_query(&reuse.setup)])?;
+        self.read_ok()?;
+        self.link.next_reply();
+        read_results(self, QueryResponse::new(self.server.capabilities)).map_err(|failure| failure.error)?;
         Ok(())
     }
 
-    /// A session another instance parked under `reuse.key`, if one is parked and still answers
-    /// a ping; `None` otherwise (a dead one is released on the way).
+    /// A session another instance parked under `reuse.key`, if one is parked and alive; `None`
+    /// otherwise (a dead one is released on the way). The host lends only a socket the server
+    /// has not closed; one parked more than a second ago must also answer a ping.
     fn resume(reuse: &Reuse, policy: &AuthPolicy, local_files: &[LocalFile]) -> Option<Session> {
         let (mut link, state) = Link::resume(&reuse.key)?;
-        let Some(server) = crate::reuse::decode_state(&state) else {
+        let Some(parked) = crate::reuse::decode_state(&state) else {
             link.force_close();
             return None;
         };
+        let trusted = parked.needs_no_ping(now_ms());
+        let server = parked.server;
         link.set_max_packet(policy.max_packet as usize);
         let mut session = Session {
             link,
@@ -245,6 +258,9 @@ impl Session {
             in_transaction: false,
             reuse: Some(reuse.clone()),
         };
+        if trusted {
+            return Some(session);
+        }
         match session.simple_command(&com_ping()) {
             Ok(()) => Some(session),
             Err(_) => {

@@ -13,6 +13,9 @@ use crate::proto::protocol;
 use bytes::BytesMut;
 use mysql_common::proto::codec::PacketCodec;
 
+/// A payload this long or longer is split into several packets.
+const MAX_CHUNK: usize = 0xFF_FFFF;
+
 /// How many bytes to ask the host for per read.
 const READ_CHUNK: u32 = 64 * 1024;
 
@@ -126,6 +129,32 @@ impl Link {
         let framed = self.tx.split();
         self.writer.write(&framed).map_err(Error::Io)?;
         Ok(())
+    }
+
+    /// Writes several one-packet commands at once, each numbered as a command of its own: a
+    /// pipeline. Their replies come back in order; call [`Link::next_reply`] before reading the
+    /// reply to each command after the first.
+    pub fn send_pipelined(&mut self, payloads: &[&[u8]]) -> Result<(), Error> {
+        for payload in payloads {
+            if payload.len() >= MAX_CHUNK {
+                return Err(protocol("a command of 16 MiB or more cannot be pipelined"));
+            }
+            self.codec.reset_seq_id();
+            self.codec
+                .encode(&mut &payload[..], &mut self.tx)
+                .map_err(|e| protocol(format!("cannot frame packet: {e}")))?;
+        }
+        let framed = self.tx.split();
+        self.writer.write(&framed).map_err(Error::Io)?;
+        Ok(())
+    }
+
+    /// Expects the reply to the next pipelined command: its packets are numbered from 1, as if
+    /// its one-packet request had just been sent. (The codec has no setter for the sequence
+    /// number, so an empty frame is encoded into a scratch buffer to advance it.)
+    pub fn next_reply(&mut self) {
+        self.codec.reset_seq_id();
+        let _ = self.codec.encode(&mut &[][..], &mut BytesMut::new());
     }
 
     /// Reads the next whole packet, asking the host for more bytes as needed.

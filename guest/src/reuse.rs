@@ -45,8 +45,15 @@ pub fn session_key(options: &ConnectOptions) -> String {
     field("read-timeout", number(options.read_timeout_ms).as_ref().map(|b| &b[..]));
     field("write-timeout", number(options.write_timeout_ms).as_ref().map(|b| &b[..]));
     field("max-packet", number(options.max_allowed_packet).as_ref().map(|b| &b[..]));
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    let mut key = String::with_capacity(64);
+    for byte in hash.finalize() {
+        key.push(char::from(HEX[usize::from(byte >> 4)]));
+        key.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    key
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn tls_mode_code(mode: TlsMode) -> u8 {
     match mode {
@@ -59,11 +66,39 @@ fn tls_mode_code(mode: TlsMode) -> u8 {
 }
 
 /// The format version of the parked state.
-const STATE_VERSION: u8 = 1;
+const STATE_VERSION: u8 = 2;
 
-/// What another instance needs to take the session over: the server's greeting as negotiated.
-pub fn encode_state(server: &ServerInfo) -> Vec<u8> {
+/// A session parked this recently is taken over without a ping: the host has just checked that
+/// the server neither closed it nor sent anything, and a server rarely goes away within a
+/// second. (Connection pools use the same bypass window, e.g. HikariCP's 500 ms.)
+const TRUSTED_FOR_MS: u64 = 1_000;
+
+/// A parked session, as another instance takes it over.
+pub struct ParkedState {
+    /// The server's greeting as negotiated.
+    pub server: ServerInfo,
+    /// When it was parked, in milliseconds since the Unix epoch (the wall clock: instances do
+    /// not share a monotonic one).
+    pub parked_at_ms: u64,
+}
+
+impl ParkedState {
+    /// Whether it was parked so recently that it needs no ping before use.
+    pub fn needs_no_ping(&self, now_ms: u64) -> bool {
+        now_ms >= self.parked_at_ms && now_ms - self.parked_at_ms < TRUSTED_FOR_MS
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the wall clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What another instance needs to take the session over: the server's greeting as negotiated,
+/// and when it was parked.
+pub fn encode_state(server: &ServerInfo, parked_at_ms: u64) -> Vec<u8> {
     let mut state = vec![STATE_VERSION, u8::from(server.tls)];
+    state.extend(parked_at_ms.to_le_bytes());
     state.extend(server.capabilities.bits().to_le_bytes());
     state.extend(server.connection_id.to_le_bytes());
     state.extend((server.nonce.len() as u32).to_le_bytes());
@@ -72,26 +107,28 @@ pub fn encode_state(server: &ServerInfo) -> Vec<u8> {
     state
 }
 
-/// The server info of a parked state; `None` if it is not one this guest wrote.
-pub fn decode_state(state: &[u8]) -> Option<ServerInfo> {
+/// The parked state; `None` if it is not one this guest wrote.
+pub fn decode_state(state: &[u8]) -> Option<ParkedState> {
     let (&version, rest) = state.split_first()?;
     if version != STATE_VERSION {
         return None;
     }
     let (&tls, rest) = rest.split_first()?;
+    let (parked_at, rest) = rest.split_first_chunk::<8>()?;
     let (caps, rest) = rest.split_first_chunk::<4>()?;
     let (id, rest) = rest.split_first_chunk::<4>()?;
     let (nonce_len, rest) = rest.split_first_chunk::<4>()?;
     let nonce_len = u32::from_le_bytes(*nonce_len) as usize;
     let nonce = rest.get(..nonce_len)?.to_vec();
     let version = String::from_utf8(rest.get(nonce_len..)?.to_vec()).ok()?;
-    Some(ServerInfo {
+    let server = ServerInfo {
         version,
         connection_id: u32::from_le_bytes(*id),
         capabilities: CapabilityFlags::from_bits_truncate(u32::from_le_bytes(*caps)),
         nonce,
         tls: tls == 1,
-    })
+    };
+    Some(ParkedState { server, parked_at_ms: u64::from_le_bytes(*parked_at) })
 }
 
 #[cfg(test)]
@@ -152,12 +189,38 @@ mod tests {
             nonce: vec![1, 2, 3],
             tls: true,
         };
-        let decoded = decode_state(&encode_state(&server)).expect("decodes");
+        let parked = decode_state(&encode_state(&server, 1_700_000_000_000)).expect("decodes");
+        assert_eq!(parked.parked_at_ms, 1_700_000_000_000);
+        let decoded = parked.server;
         assert_eq!(
             (decoded.version, decoded.connection_id, decoded.capabilities, decoded.nonce, decoded.tls),
             (server.version, 42, server.capabilities, vec![1, 2, 3], true)
         );
         assert!(decode_state(&[9, 0]).is_none());
         assert!(decode_state(&[STATE_VERSION, 1, 0]).is_none());
+    }
+
+    /// A session parked less than a second ago is trusted without a ping; an older one, or one
+    /// whose time is in the future (a clock stepped back), is pinged.
+    #[test]
+    fn only_a_recent_park_skips_the_ping() {
+        let server = ServerInfo {
+            version: String::new(),
+            connection_id: 1,
+            capabilities: CapabilityFlags::empty(),
+            nonce: Vec::new(),
+            tls: false,
+        };
+        let parked = ParkedState { server, parked_at_ms: 10_000 };
+        assert!(parked.needs_no_ping(10_000));
+        assert!(parked.needs_no_ping(10_999));
+        assert!(!parked.needs_no_ping(11_000));
+        assert!(!parked.needs_no_ping(9_999));
+    }
+
+    #[test]
+    fn the_key_is_lowercase_hex_of_the_digest() {
+        let key = session_key(&options());
+        assert!(key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{key}");
     }
 }

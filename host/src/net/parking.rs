@@ -9,7 +9,6 @@
 //! against no instance's limits, and no instance's audit reports them open.
 
 use super::socket::Socket;
-use crate::os_fds;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -92,14 +91,15 @@ impl ParkingLot {
         Ok(())
     }
 
-    /// The most recently parked socket under `key` that is still fresh (older ones are closed
-    /// on the way).
+    /// The most recently parked socket under `key` that is still fresh, and quiet: the server
+    /// has neither closed it nor sent anything since (a KILL, a restart, wait_timeout). Older
+    /// and dead ones are closed on the way.
     pub fn take(&self, key: &str) -> Option<Parked> {
         let now = Instant::now();
         let mut keys = self.keys();
         let queue = keys.get_mut(key)?;
         while let Some(parked) = queue.pop_back() {
-            if self.fresh(&parked, now) {
+            if self.fresh(&parked, now) && parked.socket.is_quiet() {
                 return Some(parked);
             }
         }
@@ -132,7 +132,7 @@ impl ParkingLot {
     /// The socket inodes of every parked socket: open on purpose, for the OS cross-checks.
     pub fn inodes(&self) -> HashSet<u64> {
         let keys = self.keys();
-        keys.values().flatten().filter_map(|parked| parked.socket.fd.and_then(os_fds::socket_inode)).collect()
+        keys.values().flatten().filter_map(|parked| parked.socket.inode).collect()
     }
 
     /// Closes every parked socket (at shutdown).
