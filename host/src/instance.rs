@@ -253,6 +253,13 @@ impl GuestInstance {
         self.end(call, result)
     }
 
+    /// Turns the audit's detail (creation and drop sites, per-operation history) on or off for
+    /// what happens from now on. The policy sets it at the start; the audit's own benchmark
+    /// flips it to compare both settings on one connection.
+    pub fn set_audit_detail(&mut self, on: bool) {
+        self.store.data_mut().policy.audit_detail = on;
+    }
+
     /// This store's handle registry.
     pub fn audit(&self) -> &Audit {
         &self.store.data().audit

@@ -5,13 +5,6 @@
 //! duplicated fd keeps the socket open under another number).
 //! Off Linux these answer `None`.
 
-use crate::net::socket::Socket;
-
-/// The fd behind a socket.
-pub fn fd_of(socket: &Socket) -> Option<i32> {
-    socket.fd
-}
-
 /// The inode of the socket `fd` refers to, if it refers to a socket.
 pub fn socket_inode(fd: i32) -> Option<u64> {
     let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;

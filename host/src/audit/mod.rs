@@ -133,8 +133,7 @@ impl Audit {
 
     /// Records a newly lent handle and returns the guard its table entry must own.
     pub fn lend(&self, kind: HandleKind, parent: Option<HandleId>, socket: &Socket, site: Vec<String>) -> HandleGuard {
-        let fd = os_fds::fd_of(socket);
-        let socket_inode = fd.and_then(os_fds::socket_inode);
+        let (fd, socket_inode) = (socket.fd, socket.inode);
         let mut registry = self.registry();
         registry.lent += 1;
         let id = HandleId(registry.lent);

@@ -7,6 +7,8 @@
 //! - Host sites are the host's own Rust backtrace, captured only for host bugs (a handle
 //!   released twice), where the bug is in the host and not in the guest.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use wasmtime::{AsContext, WasmBacktrace};
 
 /// The guest's frames, innermost first. Host trampolines (frames without a module name and
@@ -17,11 +19,32 @@ pub fn capture(store: impl AsContext) -> Vec<String> {
         .frames()
         .iter()
         .filter_map(|frame| match frame.func_name() {
-            Some(name) => Some(format!("{:#}", rustc_demangle::demangle(name))),
+            Some(name) => Some(demangled(name)),
             None if frame.module().name().is_none() => None,
             None => Some(format!("<wasm function {}>", frame.func_index())),
         })
         .collect()
+}
+
+/// Names demangled so far. A guest lends and drops its handles from the same few call paths,
+/// so after the first request nearly every frame is found here instead of demangled again.
+static DEMANGLED: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
+
+/// Past this many names the cache starts over (a bound, for hosts that load many components).
+const DEMANGLED_CAP: usize = 16_384;
+
+/// `name` demangled (Rust's legacy and v0 schemes), without the hash.
+fn demangled(name: &str) -> String {
+    let mut cache = DEMANGLED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = cache.get(name) {
+        return known.clone();
+    }
+    if cache.len() >= DEMANGLED_CAP {
+        cache.clear();
+    }
+    let readable = format!("{:#}", rustc_demangle::demangle(name));
+    cache.insert(name.to_string(), readable.clone());
+    readable
 }
 
 /// Frames of the host's backtrace kept in a host site.

@@ -45,6 +45,9 @@ pub struct Socket {
     shut_down: AtomicBool,
     /// The fd the stream had, for the audit's cross-check (it stays recorded after close).
     pub fd: Option<i32>,
+    /// The socket's inode (`socket:[N]` in /proc/self/fd), read once when it connected: an fd
+    /// number may be reused, the inode names this socket.
+    pub inode: Option<u64>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub read_timeout: Option<Duration>,
@@ -68,10 +71,12 @@ impl Socket {
         read_timeout: Option<Duration>,
         write_timeout: Option<Duration>,
     ) -> io::Result<Arc<Socket>> {
+        let fd = raw_fd(&stream);
         Ok(Arc::new(Socket {
             peer: stream.peer_addr()?,
             local: stream.local_addr()?,
-            fd: raw_fd(&stream),
+            fd,
+            inode: fd.and_then(crate::os_fds::socket_inode),
             stream: Mutex::new(Some(Transport::Plain(Arc::new(stream)))),
             reclaimed: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
@@ -223,6 +228,24 @@ impl Socket {
         match self.transport()? {
             Transport::Plain(stream) => socket2::SockRef::from(&*stream).shutdown(how),
             Transport::Tls(tls) => socket2::SockRef::from(tls.lock().await.get_ref().0).shutdown(how),
+        }
+    }
+
+    /// Whether the peer has neither closed the connection nor sent anything since it was last
+    /// read: a non-blocking peek at the TCP bytes (below TLS, if any). A parked MySQL session
+    /// the server killed or timed out shows up here as end of stream, a reset, or an
+    /// unsolicited error packet.
+    pub fn is_quiet(&self) -> bool {
+        let Some(transport) = self.slot().clone() else { return false };
+        let peek = |tcp: &TcpStream| {
+            let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+            // The fd is non-blocking (tokio's), so an idle socket answers WouldBlock at once.
+            matches!(socket2::SockRef::from(tcp).peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        };
+        match transport {
+            Transport::Plain(tcp) => peek(&tcp),
+            // Nothing uses a parked socket, so the lock is free; if not, it is not idle.
+            Transport::Tls(tls) => tls.try_lock().is_ok_and(|tls| peek(tls.get_ref().0)),
         }
     }
 
