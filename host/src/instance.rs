@@ -60,7 +60,7 @@ impl GuestInstance {
         conn: MysqlHandle,
         sql: &str,
     ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
-        let call = self.begin(format!("query({sql:?})"));
+        let call = self.begin(format!("query({})", sql_label(sql)));
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_query(&mut self.store, conn.0, sql).await;
         self.end(call, result)
@@ -72,7 +72,7 @@ impl GuestInstance {
         conn: MysqlHandle,
         sql: &str,
     ) -> wasmtime::Result<Result<RowStreamHandle, MysqlError>> {
-        let call = self.begin(format!("query-stream({sql:?})"));
+        let call = self.begin(format!("query-stream({})", sql_label(sql)));
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_query_stream(&mut self.store, conn.0, sql).await;
         Ok(self.end(call, result)?.map(RowStreamHandle))
@@ -121,7 +121,7 @@ impl GuestInstance {
         conn: MysqlHandle,
         sql: &str,
     ) -> wasmtime::Result<Result<StatementHandle, MysqlError>> {
-        let call = self.begin(format!("prepare({sql:?})"));
+        let call = self.begin(format!("prepare({})", sql_label(sql)));
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_prepare(&mut self.store, conn.0, sql).await;
         Ok(self.end(call, result)?.map(StatementHandle))
@@ -268,5 +268,30 @@ impl GuestInstance {
     /// The report for the most recent call: what it lent that the guest still holds.
     pub fn last_call_report(&self) -> Option<LeakReport> {
         self.last_call.map(|call| self.audit().call_report(call))
+    }
+}
+
+/// Longest SQL text a call's name quotes; a longer statement is cut, marked with `…`.
+const SQL_LABEL_CHARS: usize = 200;
+
+/// SQL as a call's name quotes it: escaped, and cut after [`SQL_LABEL_CHARS`] characters, so a
+/// multi-megabyte INSERT costs the audit no more than a short one.
+fn sql_label(sql: &str) -> String {
+    match sql.char_indices().nth(SQL_LABEL_CHARS) {
+        None => format!("{sql:?}"),
+        Some((cut, _)) => format!("{:?}…", &sql[..cut]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sql_label;
+
+    #[test]
+    fn long_sql_is_cut_in_call_names() {
+        assert_eq!(sql_label("SELECT 'a'"), "\"SELECT 'a'\"");
+        let long = "x".repeat(10_000);
+        let label = sql_label(&long);
+        assert_eq!(label, format!("{:?}…", "x".repeat(200)));
     }
 }
