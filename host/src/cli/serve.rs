@@ -117,9 +117,10 @@ pub struct ServeArgs {
     #[arg(long)]
     no_session_reuse: bool,
 
-    /// Most sessions parked for one session key.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    reuse_per_key: usize,
+    /// Most sessions parked for one session key [default: --max-concurrent, so that every
+    /// request in flight can give its session back to the next one].
+    #[arg(long, value_name = "N")]
+    reuse_per_key: Option<usize>,
 
     /// Close a parked session idle longer than this, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
@@ -184,11 +185,12 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
     let session_reuse = if args.no_session_reuse {
         None
     } else {
-        if args.reuse_per_key == 0 {
+        let per_key = args.reuse_per_key.unwrap_or(args.max_concurrent);
+        if per_key == 0 {
             return Err("--reuse-per-key must be at least 1 (or turn reuse off with --no-session-reuse)".into());
         }
         Some(ParkingLimits {
-            per_key: args.reuse_per_key,
+            per_key,
             idle: seconds(args.reuse_idle).ok_or("--reuse-idle must be a positive number of seconds")?,
             max_age: seconds(args.reuse_max_age).ok_or("--reuse-max-age must be a positive number of seconds")?,
         })
