@@ -236,7 +236,7 @@ impl Bench {
                 samples.record(0, started.elapsed(), OPS);
             }
         }
-        println!("{}", samples.row("instantiate alone (pooling off)"));
+        println!("{}", samples.row("instantiate alone (pooling allocator)"));
     }
 
     fn cli_one_shot(&mut self) {
