@@ -253,6 +253,28 @@ impl GuestInstance {
         self.end(call, result)
     }
 
+    /// Whether the guest trapped because its memory would have grown past the policy's
+    /// `memory_limit`.
+    pub fn memory_limit_hit(&self) -> bool {
+        self.store.data().memory.limit_hit
+    }
+
+    /// What the guest wrote to stderr, when the policy captures it (empty otherwise).
+    pub fn guest_stderr(&self) -> String {
+        let captured = self.store.data().captured_stderr.as_ref().map(|pipe| pipe.contents());
+        captured.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+    }
+
+    /// Drops the store, which releases every handle the guest still held (after a trap, all it
+    /// had), and asks the OS whether any of their sockets is still open (a host bug if so).
+    /// The audit stays readable.
+    pub fn teardown(self) -> (Audit, Vec<crate::audit::report::OsMismatch>) {
+        let audit = self.store.data().audit.clone();
+        drop(self.store);
+        let still_open = audit.sockets_still_open();
+        (audit, still_open)
+    }
+
     /// Turns the audit's detail (creation and drop sites, per-operation history) on or off for
     /// what happens from now on. The policy sets it at the start; the audit's own benchmark
     /// flips it to compare both settings on one connection.

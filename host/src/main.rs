@@ -30,9 +30,12 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         leashed query --url mysql://app:secret@127.0.0.1:3306/shop 'SELECT * FROM items'\n  \
         leashed query --url mysql://app:secret@db:3306 --format json 'SELECT 1; SELECT 2'\n  \
-        leashed query --url mysql://app:secret@db:3306 --prepared --param 42 --param null 'SELECT ?, ?'\n\n\
-        Exit status: 0 success, 1 server/query/connection error (printed as \
-        `ERROR <code> (<sqlstate>): <message>` when the server sent one), 2 usage error.")]
+        leashed query --url mysql://app:secret@db:3306 --prepared --param 42 --param null 'SELECT ?, ?'\n  \
+        LEASHED_URL=mysql://app@db/shop leashed query --password-file ~/.shop-password < schema.sql\n  \
+        leashed query --url mysql://app@db/shop --password-file pw.txt --file report.sql | head\n\n\
+        Exit status: 0 success (also when the reader of the output goes away, as with `| head`), \
+        1 server/query/connection error (printed as `ERROR <code> (<sqlstate>): <message>` when the \
+        server sent one) or a trap of the guest (explained in one line), 2 usage error.")]
     Query(cli::query::QueryArgs),
 
     /// Run any component that imports leashed:net under the leak audit.

@@ -67,6 +67,14 @@ pub struct Policy {
     /// Session reuse: where `park` puts connections and `resume` finds them. `None` (the
     /// default): `park` is refused and `resume` finds nothing.
     pub reuse: Option<crate::net::parking::SessionReuse>,
+    /// The most the guest's linear memories may take together, in bytes; a growth past it
+    /// traps, and the trap is known to be this limit (`GuestInstance::memory_limit_hit`).
+    /// `None`: wasm's own 4 GiB.
+    pub memory_limit: Option<usize>,
+    /// Keep what the guest writes to stderr (its panic and abort messages) for the caller,
+    /// instead of passing it through: a caller that explains a trap in its own words shows the
+    /// guest's text only when it adds something.
+    pub capture_guest_stderr: bool,
 }
 
 impl Default for Policy {
@@ -81,6 +89,8 @@ impl Default for Policy {
             max_handles: 256,
             audit_detail: true,
             reuse: None,
+            memory_limit: None,
+            capture_guest_stderr: false,
         }
     }
 }

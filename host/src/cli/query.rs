@@ -12,9 +12,24 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct QueryArgs {
     /// Server to connect to: mysql://USER:PASSWORD@HOST:PORT/DB (port defaults to 3306;
-    /// percent-encode special characters in the password).
+    /// percent-encode special characters in the password). Without it, $LEASHED_URL, then
+    /// $DATABASE_URL. A password here is visible to every user of the machine (`ps`): prefer
+    /// --password-file or the environment.
     #[arg(long, value_name = "URL")]
-    url: String,
+    url: Option<String>,
+
+    /// Read the password from this file (its first line) instead of the URL.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+
+    /// Read the SQL from this file (`-`: standard input) instead of the arguments.
+    #[arg(long, short = 'f', value_name = "FILE", conflicts_with = "sql")]
+    file: Option<PathBuf>,
+
+    /// The most memory the guest may use, in MiB. A buffered result that does not fit ends the
+    /// query with an error saying so, not with the machine running out of memory.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    memory_limit: usize,
 
     /// How to print result sets.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -92,8 +107,9 @@ pub struct QueryArgs {
     params: Vec<String>,
 
     /// The SQL to run; several words are joined with spaces. Separate statements with `;` to get
-    /// one result set each (not with --prepared, which runs one statement).
-    #[arg(required = true, value_name = "SQL")]
+    /// one result set each (not with --prepared, which runs one statement). Without it (and
+    /// without --file), the SQL is read from standard input: `leashed query < schema.sql`.
+    #[arg(value_name = "SQL")]
     sql: Vec<String>,
 }
 
@@ -132,7 +148,7 @@ enum Format {
 }
 
 pub async fn run(args: QueryArgs) -> u8 {
-    let url = match MysqlUrl::parse(&args.url) {
+    let url = match server_url(&args) {
         Ok(url) => url,
         Err(e) => return usage(&e),
     };
@@ -143,21 +159,34 @@ pub async fn run(args: QueryArgs) -> u8 {
         Some(None) => return usage("--read-timeout must be a positive number of seconds"),
         other => other.flatten(),
     };
+    if args.memory_limit == 0 || args.memory_limit > 4096 {
+        return usage("--memory-limit must be between 1 and 4096 MiB");
+    }
     let params = match args.params.iter().map(|p| leashed::param::parse_param(p)).collect::<Result<Vec<_>, _>>() {
         Ok(params) => params,
         Err(e) => return usage(&e),
     };
-    let sql = Sql { text: args.sql.join(" "), prepared: args.prepared.then_some(params) };
+    let text = match sql_text(&args) {
+        Ok(text) => text,
+        Err(e) => return usage(&e),
+    };
+    let sql = Sql { text, prepared: args.prepared.then_some(params) };
     let options = match connect_options(&url, &args) {
         Ok(options) => options,
         Err(e) => return usage(&e),
     };
-    let source = args.component.map(ComponentSource::File).unwrap_or(ComponentSource::Embedded);
+    let source = args.component.clone().map(ComponentSource::File).unwrap_or(ComponentSource::Embedded);
     let runtime = match Runtime::new(&source) {
         Ok(runtime) => runtime,
         Err(e) => return usage(&format!("{e:#}")),
     };
-    let policy = Policy { connect_timeout, read_timeout, ..Policy::allowing(Allowlist::new([url.allow_entry()])) };
+    let policy = Policy {
+        connect_timeout,
+        read_timeout,
+        memory_limit: Some(args.memory_limit << 20),
+        capture_guest_stderr: true,
+        ..Policy::allowing(Allowlist::new([url.allow_entry()]))
+    };
     let mut instance = match runtime.instantiate(policy).await {
         Ok(instance) => instance,
         Err(e) => {
@@ -166,9 +195,69 @@ pub async fn run(args: QueryArgs) -> u8 {
         }
     };
 
-    let code = run_sql(&mut instance, &url, &options, &sql, args.format).await;
-    eprintln!("{}", instance.audit().summary());
-    code
+    match run_sql(&mut instance, &url, &options, &sql, args.format).await {
+        Ok(code) => {
+            eprintln!("{}", instance.audit().summary());
+            code
+        }
+        Err(Trapped { call, trap }) => {
+            explain_trap(&instance, &call, &trap, args.memory_limit);
+            let (audit, still_open) = instance.teardown();
+            let summary = audit.summary();
+            match still_open.len() {
+                0 => eprintln!("{summary}; every socket is closed (checked in /proc/self/fd)"),
+                n => eprintln!("{summary}; HOST BUG: {n} socket(s) still open after the teardown"),
+            }
+            EXIT_FAILED
+        }
+    }
+}
+
+/// The server's URL: --url, else $LEASHED_URL, else $DATABASE_URL; with the password from
+/// --password-file if given. Warns about a password on the command line, as the mysql client does.
+fn server_url(args: &QueryArgs) -> Result<MysqlUrl, String> {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).map(|v| (v, name.to_string()));
+    let (text, origin) = match &args.url {
+        Some(url) => (url.clone(), "--url".to_string()),
+        None => from_env("LEASHED_URL")
+            .or_else(|| from_env("DATABASE_URL"))
+            .ok_or("no server given: pass --url mysql://USER@HOST:PORT/DB, or set LEASHED_URL or DATABASE_URL")?,
+    };
+    let mut url = MysqlUrl::parse(&text).map_err(|e| if origin == "--url" { e } else { format!("${origin}: {e}") })?;
+    if let Some(path) = &args.password_file {
+        let contents = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+        url.password = Some(contents.lines().next().unwrap_or_default().to_string());
+    } else if args.url.is_some() && url.password.as_deref().is_some_and(|p| !p.is_empty()) {
+        eprintln!(
+            "warning: a password on the command line can be seen by other users of this machine; \
+             use --password-file FILE or LEASHED_URL instead"
+        );
+    }
+    Ok(url)
+}
+
+/// The SQL: the arguments, else --file (`-`: stdin), else stdin when it is not a terminal.
+fn sql_text(args: &QueryArgs) -> Result<String, String> {
+    use std::io::{IsTerminal, Read};
+    let read_stdin = || {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read SQL from standard input: {e}"))?;
+        Ok::<_, String>(text)
+    };
+    let text = match &args.file {
+        _ if !args.sql.is_empty() => args.sql.join(" "),
+        Some(path) if path.as_os_str() == "-" => read_stdin()?,
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        None if std::io::stdin().is_terminal() => {
+            return Err("no SQL given: pass it as arguments, with --file FILE, or on standard input".into());
+        }
+        None => read_stdin()?,
+    };
+    if text.trim().is_empty() {
+        return Err("the SQL is empty".into());
+    }
+    Ok(text)
 }
 
 /// The URL's connect options with the command line's session and security settings.
@@ -207,54 +296,93 @@ struct Sql {
     prepared: Option<Vec<leashed::bindings::Value>>,
 }
 
-/// Opens, runs the SQL, prints, closes. Returns the exit status.
+/// A call into the guest that trapped.
+struct Trapped {
+    call: &'static str,
+    trap: wasmtime::Error,
+}
+
+/// Names the call a trap came from.
+fn in_call<T>(call: &'static str, result: wasmtime::Result<T>) -> Result<T, Trapped> {
+    result.map_err(|trap| Trapped { call, trap })
+}
+
+/// Opens, runs the SQL, prints, closes. Returns the exit status, or the trap that ended it.
 async fn run_sql(
     instance: &mut leashed::GuestInstance,
     url: &MysqlUrl,
     options: &ConnectOptions,
     sql: &Sql,
     format: Format,
-) -> u8 {
-    let conn = match instance.open(options).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return report(&e, url),
-        Err(trap) => return trapped(&trap),
+) -> Result<u8, Trapped> {
+    let conn = match in_call("open", instance.open(options).await)? {
+        Ok(conn) => conn,
+        Err(e) => return Ok(report(&e, url)),
     };
     let outcome = match &sql.prepared {
-        None => instance.query(conn, &sql.text).await,
-        Some(params) => match instance.prepare(conn, &sql.text).await {
-            Ok(Ok(stmt)) => {
-                let outcome = instance.execute(stmt, params).await;
-                match instance.close_statement(stmt).await {
-                    Ok(_) => outcome,
-                    Err(trap) => Err(trap),
-                }
+        None => in_call("query", instance.query(conn, &sql.text).await)?,
+        Some(params) => match in_call("prepare", instance.prepare(conn, &sql.text).await)? {
+            Ok(stmt) => {
+                let outcome = in_call("execute", instance.execute(stmt, params).await)?;
+                // Its own error changes nothing: the execute's outcome is what is reported.
+                let _ = in_call("statement close", instance.close_statement(stmt).await)?;
+                outcome
             }
-            Ok(Err(error)) => Ok(Err(leashed::bindings::QueryError { completed: Vec::new(), error })),
-            Err(trap) => Err(trap),
+            Err(error) => Err(leashed::bindings::QueryError { completed: Vec::new(), error }),
         },
     };
-    let code = match outcome {
-        Ok(Ok(sets)) => {
-            print_results(&sets, format);
-            EXIT_OK
-        }
-        Ok(Err(failure)) => {
-            print_results(&failure.completed, format);
-            report(&failure.error, url)
-        }
-        Err(trap) => return trapped(&trap),
+    let (sets, failure) = match &outcome {
+        Ok(sets) => (&sets[..], None),
+        Err(failure) => (&failure.completed[..], Some(&failure.error)),
     };
-    match instance.close(conn).await {
-        Ok(_) => code,
-        Err(trap) => trapped(&trap),
-    }
+    let code = match (print_results(sets, format), failure) {
+        // The reader went away (`| head`): stop quietly, as other Unix tools do.
+        (Err(e), _) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        (Err(e), _) => {
+            eprintln!("error: cannot write the results: {e}");
+            EXIT_FAILED
+        }
+        (Ok(()), Some(error)) => report(error, url),
+        (Ok(()), None) => EXIT_OK,
+    };
+    // A close that fails (the server already gone) changes nothing about what ran.
+    let _ = in_call("close", instance.close(conn).await)?;
+    Ok(code)
 }
 
-fn print_results(sets: &[leashed::bindings::ResultSet], format: Format) {
+fn print_results(sets: &[leashed::bindings::ResultSet], format: Format) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     match format {
-        Format::Table => print!("{}", to_table(sets)),
-        Format::Json => println!("{}", to_json(sets)),
+        Format::Table => write!(out, "{}", to_table(sets))?,
+        Format::Json => writeln!(out, "{}", to_json(sets))?,
+    }
+    out.flush()
+}
+
+/// Says in one line why the guest trapped: which call, and what kind of trap. The guest's own
+/// stderr (a panic message) follows when it says more than the explanation.
+fn explain_trap(instance: &leashed::GuestInstance, call: &str, trap: &wasmtime::Error, limit_mib: usize) {
+    let guest_said = instance.guest_stderr();
+    if instance.memory_limit_hit() {
+        eprintln!(
+            "error: the result does not fit in the guest's memory limit ({limit_mib} MiB); stream it or add a \
+             LIMIT (or raise --memory-limit); the `{call}` call was stopped"
+        );
+        return;
+    }
+    let kind = match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => "a stack overflow".to_string(),
+        Some(wasmtime::Trap::UnreachableCodeReached) if guest_said.contains("panicked") => "a panic".to_string(),
+        Some(wasmtime::Trap::UnreachableCodeReached) if guest_said.contains("memory allocation") => {
+            "out of memory".to_string()
+        }
+        Some(other) => format!("a bug in the guest ({other})"),
+        None => format!("{}", trap.root_cause()),
+    };
+    eprintln!("error: the guest trapped in its `{call}` call: {kind}");
+    for line in guest_said.lines().filter(|l| !l.trim().is_empty()) {
+        eprintln!("  guest: {line}");
     }
 }
 
@@ -287,11 +415,6 @@ fn describe(code: &ErrorCode) -> String {
         ErrorCode::Tls(why) => format!("TLS failed: {why}"),
         ErrorCode::Other(text) => text.clone(),
     }
-}
-
-fn trapped(trap: &wasmtime::Error) -> u8 {
-    eprintln!("error: the guest trapped: {}", trap.root_cause());
-    EXIT_FAILED
 }
 
 fn usage(message: &str) -> u8 {
