@@ -6,7 +6,7 @@
 //! or closing the stream (dropping it closes it) reads what is left and frees the connection.
 
 use crate::bindings::exports::leashed::mysql::connection::GuestRowStream;
-use crate::bindings::exports::leashed::mysql::types::{Column as ColumnInfo, Error, Value};
+use crate::bindings::exports::leashed::mysql::types::{Column as ColumnInfo, Error, ResultSet, Value};
 use crate::client::{Session, SharedSession, with_session_even_streaming};
 use crate::proto::query::{QueryResponse, QueryStep};
 use std::cell::{Cell, RefCell};
@@ -22,6 +22,8 @@ pub struct MysqlRowStream {
     first_result: Cell<bool>,
     /// How many later results were dropped, until reported.
     dropped: Cell<usize>,
+    /// The first result's counters, without rows, once the response has been read.
+    outcome: RefCell<Option<ResultSet>>,
 }
 
 impl MysqlRowStream {
@@ -35,6 +37,7 @@ impl MysqlRowStream {
             response: RefCell::new(None),
             first_result: Cell::new(true),
             dropped: Cell::new(0),
+            outcome: RefCell::new(None),
         };
         let mut response = Some(response);
         let mut refused_file = None;
@@ -56,6 +59,7 @@ impl MysqlRowStream {
                 // A statement without rows (or with its whole response already read).
                 QueryStep::Done(sets) => {
                     stream.dropped.set(sets.len().saturating_sub(1));
+                    stream.keep_outcome(sets);
                     response = None;
                     break;
                 }
@@ -96,6 +100,7 @@ impl MysqlRowStream {
                     *slot = None;
                     session.streaming = false;
                     self.dropped.set(sets.len().saturating_sub(1));
+                    self.keep_outcome(sets);
                     return Ok(());
                 }
                 // Rows being drained or dropped; a later statement's LOCAL INFILE.
@@ -113,6 +118,14 @@ impl MysqlRowStream {
             return Ok(());
         }
         with_session_even_streaming(&self.session, |e| e, |e| e, |session| self.read(session, max, rows))
+    }
+
+    /// Keeps the first result's counters (its rows, if any, were streamed or dropped).
+    fn keep_outcome(&self, sets: Vec<ResultSet>) {
+        if let Some(mut first) = sets.into_iter().next() {
+            first.rows = Vec::new();
+            *self.outcome.borrow_mut() = Some(first);
+        }
     }
 
     /// Reports, once, that later results were dropped.
@@ -153,5 +166,9 @@ impl GuestRowStream for MysqlRowStream {
     fn close(&self) -> Result<(), Error> {
         self.read_on_session(None, &mut Vec::new())?;
         self.report_dropped()
+    }
+
+    fn outcome(&self) -> Option<ResultSet> {
+        self.outcome.borrow().clone()
     }
 }

@@ -98,6 +98,14 @@ impl GuestInstance {
         self.end(call, result)
     }
 
+    /// The stream's outcome (its result set without rows) once its last row has been read.
+    pub async fn stream_outcome(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Option<ResultSet>> {
+        let call = self.begin("row-stream.outcome()".into());
+        let api = self.client.leashed_mysql_connection().row_stream();
+        let result = api.call_outcome(&mut self.store, stream.0).await;
+        self.end(call, result)
+    }
+
     /// Closes a stream (reading what is left) and drops the guest's handle.
     pub async fn close_stream(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("row-stream.close()".into());

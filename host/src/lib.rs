@@ -36,6 +36,7 @@ pub mod policy;
 pub mod render;
 pub mod runtime;
 pub mod serve;
+pub mod sql_split;
 pub mod state;
 
 pub use audit::report::LeakReport;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod compose;
 pub mod query;
+mod query_input;
 pub mod serve;
 
 use leashed::{AllowEntry, Allowlist};

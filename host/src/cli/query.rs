@@ -1,10 +1,12 @@
 //! `leashed query`: run SQL through the leashed guest on a socket this host lends it, print the
 //! result sets as a table or JSON, then the audit line.
 
+use super::query_input::{server_url, sql_text};
 use super::{EXIT_FAILED, EXIT_OK, seconds, usage_of};
 use clap::ValueEnum;
 use leashed::bindings::{ConnectOptions, ErrorCode, MysqlError, ServerError, TlsMode};
 use leashed::mysql_url::MysqlUrl;
+use leashed::render::stream::{JsonStream, SetPrinter, TableStream};
 use leashed::render::{json::to_json, table::to_table};
 use leashed::{Allowlist, ComponentSource, Policy, Runtime};
 use std::path::PathBuf;
@@ -95,6 +97,13 @@ pub struct QueryArgs {
     #[arg(long, value_name = "NAME=PATH")]
     local_infile: Vec<String>,
 
+    /// Send the SQL as one multi-statement query and print the results once all have arrived
+    /// (in the guest's memory), instead of statement by statement as the rows arrive. Needed
+    /// for a compound statement (CREATE PROCEDURE … BEGIN …; … END), which the splitting at
+    /// `;` would cut.
+    #[arg(long, conflicts_with = "prepared")]
+    buffered: bool,
+
     /// Run the SQL as a server-side prepared statement (binary protocol), with `?` placeholders
     /// bound to the --param values in order.
     #[arg(long)]
@@ -148,7 +157,7 @@ enum Format {
 }
 
 pub async fn run(args: QueryArgs) -> u8 {
-    let url = match server_url(&args) {
+    let url = match server_url(args.url.as_deref(), args.password_file.as_deref()) {
         Ok(url) => url,
         Err(e) => return usage(&e),
     };
@@ -166,11 +175,11 @@ pub async fn run(args: QueryArgs) -> u8 {
         Ok(params) => params,
         Err(e) => return usage(&e),
     };
-    let text = match sql_text(&args) {
+    let text = match sql_text(&args.sql, args.file.as_deref()) {
         Ok(text) => text,
         Err(e) => return usage(&e),
     };
-    let sql = Sql { text, prepared: args.prepared.then_some(params) };
+    let sql = Sql { text, prepared: args.prepared.then_some(params), buffered: args.buffered };
     let options = match connect_options(&url, &args) {
         Ok(options) => options,
         Err(e) => return usage(&e),
@@ -201,7 +210,7 @@ pub async fn run(args: QueryArgs) -> u8 {
             code
         }
         Err(Trapped { call, trap }) => {
-            explain_trap(&instance, &call, &trap, args.memory_limit);
+            explain_trap(&instance, call, &trap, args.memory_limit);
             let (audit, still_open) = instance.teardown();
             let summary = audit.summary();
             match still_open.len() {
@@ -211,53 +220,6 @@ pub async fn run(args: QueryArgs) -> u8 {
             EXIT_FAILED
         }
     }
-}
-
-/// The server's URL: --url, else $LEASHED_URL, else $DATABASE_URL; with the password from
-/// --password-file if given. Warns about a password on the command line, as the mysql client does.
-fn server_url(args: &QueryArgs) -> Result<MysqlUrl, String> {
-    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).map(|v| (v, name.to_string()));
-    let (text, origin) = match &args.url {
-        Some(url) => (url.clone(), "--url".to_string()),
-        None => from_env("LEASHED_URL")
-            .or_else(|| from_env("DATABASE_URL"))
-            .ok_or("no server given: pass --url mysql://USER@HOST:PORT/DB, or set LEASHED_URL or DATABASE_URL")?,
-    };
-    let mut url = MysqlUrl::parse(&text).map_err(|e| if origin == "--url" { e } else { format!("${origin}: {e}") })?;
-    if let Some(path) = &args.password_file {
-        let contents = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
-        url.password = Some(contents.lines().next().unwrap_or_default().to_string());
-    } else if args.url.is_some() && url.password.as_deref().is_some_and(|p| !p.is_empty()) {
-        eprintln!(
-            "warning: a password on the command line can be seen by other users of this machine; \
-             use --password-file FILE or LEASHED_URL instead"
-        );
-    }
-    Ok(url)
-}
-
-/// The SQL: the arguments, else --file (`-`: stdin), else stdin when it is not a terminal.
-fn sql_text(args: &QueryArgs) -> Result<String, String> {
-    use std::io::{IsTerminal, Read};
-    let read_stdin = || {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read SQL from standard input: {e}"))?;
-        Ok::<_, String>(text)
-    };
-    let text = match &args.file {
-        _ if !args.sql.is_empty() => args.sql.join(" "),
-        Some(path) if path.as_os_str() == "-" => read_stdin()?,
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-        None if std::io::stdin().is_terminal() => {
-            return Err("no SQL given: pass it as arguments, with --file FILE, or on standard input".into());
-        }
-        None => read_stdin()?,
-    };
-    if text.trim().is_empty() {
-        return Err("the SQL is empty".into());
-    }
-    Ok(text)
 }
 
 /// The URL's connect options with the command line's session and security settings.
@@ -294,6 +256,7 @@ fn local_file(spec: &str) -> Result<leashed::bindings::LocalFile, String> {
 struct Sql {
     text: String,
     prepared: Option<Vec<leashed::bindings::Value>>,
+    buffered: bool,
 }
 
 /// A call into the guest that trapped.
@@ -319,35 +282,154 @@ async fn run_sql(
         Ok(conn) => conn,
         Err(e) => return Ok(report(&e, url)),
     };
-    let outcome = match &sql.prepared {
-        None => in_call("query", instance.query(conn, &sql.text).await)?,
-        Some(params) => match in_call("prepare", instance.prepare(conn, &sql.text).await)? {
-            Ok(stmt) => {
-                let outcome = in_call("execute", instance.execute(stmt, params).await)?;
-                // Its own error changes nothing: the execute's outcome is what is reported.
-                let _ = in_call("statement close", instance.close_statement(stmt).await)?;
-                outcome
-            }
-            Err(error) => Err(leashed::bindings::QueryError { completed: Vec::new(), error }),
-        },
-    };
-    let (sets, failure) = match &outcome {
-        Ok(sets) => (&sets[..], None),
-        Err(failure) => (&failure.completed[..], Some(&failure.error)),
-    };
-    let code = match (print_results(sets, format), failure) {
-        // The reader went away (`| head`): stop quietly, as other Unix tools do.
-        (Err(e), _) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
-        (Err(e), _) => {
-            eprintln!("error: cannot write the results: {e}");
-            EXIT_FAILED
+    let code = match &sql.prepared {
+        None if sql.buffered => {
+            let outcome = in_call("query", instance.query(conn, &sql.text).await)?;
+            print_buffered(&outcome, url, format)
         }
-        (Ok(()), Some(error)) => report(error, url),
-        (Ok(()), None) => EXIT_OK,
+        None => stream_statements(instance, conn, url, &sql.text, format).await?,
+        Some(params) => run_prepared(instance, conn, url, &sql.text, params, format).await?,
     };
     // A close that fails (the server already gone) changes nothing about what ran.
     let _ = in_call("close", instance.close(conn).await)?;
     Ok(code)
+}
+
+/// Rows fetched from the guest at most at a time while streaming, and at first.
+const MAX_BATCH_ROWS: usize = 1_000;
+const FIRST_BATCH_ROWS: usize = 16;
+
+/// About how many bytes of values a batch should carry: the next batch's size follows the rows
+/// seen so far, so rows of a megabyte each still stream within a small memory limit.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The rows to ask for next, after a batch of `rows` that took `bytes`.
+fn next_batch_rows(rows: usize, bytes: usize) -> usize {
+    let per_row = (bytes / rows.max(1)).max(1);
+    (BATCH_BYTES / per_row).clamp(1, MAX_BATCH_ROWS)
+}
+
+/// Roughly what a row takes in memory.
+fn row_bytes(row: &[leashed::bindings::Value]) -> usize {
+    use leashed::bindings::Value;
+    row.iter()
+        .map(|v| match v {
+            Value::Text(t) | Value::Decimal(t) => t.len() + 16,
+            Value::Bytes(b) => b.len() + 16,
+            _ => 16,
+        })
+        .sum()
+}
+
+/// Runs the script's statements one by one, printing each result's rows as they arrive (in
+/// bounded memory, as `mysql --quick` does). Stops at the first failing statement.
+async fn stream_statements(
+    instance: &mut leashed::GuestInstance,
+    conn: leashed::MysqlHandle,
+    url: &MysqlUrl,
+    script: &str,
+    format: Format,
+) -> Result<u8, Trapped> {
+    let stdout = std::io::stdout().lock();
+    let mut printer: Box<dyn SetPrinter> = match format {
+        Format::Table => Box::new(TableStream::new(stdout)),
+        Format::Json => match JsonStream::new(stdout) {
+            Ok(printer) => Box::new(printer),
+            Err(e) => return Ok(output_failed(&e)),
+        },
+    };
+    let mut failure = None;
+    let mut printed = Ok(());
+    for statement in leashed::sql_split::statements(script) {
+        let stream = match in_call("query-stream", instance.query_stream(conn, statement).await)? {
+            Ok(stream) => stream,
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        };
+        let columns = in_call("row-stream.columns", instance.stream_columns(stream).await)?;
+        printed = printer.begin_set(&columns);
+        let mut batch = FIRST_BATCH_ROWS;
+        while printed.is_ok() {
+            match in_call("next-batch", instance.next_batch(stream, batch as u32).await)? {
+                Ok(rows) if rows.is_empty() => break,
+                Ok(rows) => {
+                    batch = next_batch_rows(rows.len(), rows.iter().map(|r| row_bytes(r)).sum());
+                    printed = printer.rows(&rows);
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let outcome = in_call("row-stream.outcome", instance.stream_outcome(stream).await)?;
+        // Reads and drops what is left when the output went away; its own error adds nothing.
+        let _ = in_call("row-stream.close", instance.close_stream(stream).await)?;
+        if printed.is_ok() {
+            printed = printer.end_set(outcome.as_ref());
+        }
+        if failure.is_some() || printed.is_err() {
+            break;
+        }
+    }
+    if printed.is_ok() {
+        printed = printer.finish();
+    }
+    Ok(match (printed, failure) {
+        (Err(e), _) => output_failed(&e),
+        (Ok(()), Some(error)) => report(&error, url),
+        (Ok(()), None) => EXIT_OK,
+    })
+}
+
+/// A prepared statement: its result is buffered (the binary protocol's rows come back whole).
+async fn run_prepared(
+    instance: &mut leashed::GuestInstance,
+    conn: leashed::MysqlHandle,
+    url: &MysqlUrl,
+    sql: &str,
+    params: &[leashed::bindings::Value],
+    format: Format,
+) -> Result<u8, Trapped> {
+    let outcome = match in_call("prepare", instance.prepare(conn, sql).await)? {
+        Ok(stmt) => {
+            let outcome = in_call("execute", instance.execute(stmt, params).await)?;
+            // Its own error changes nothing: the execute's outcome is what is reported.
+            let _ = in_call("statement close", instance.close_statement(stmt).await)?;
+            outcome
+        }
+        Err(error) => Err(leashed::bindings::QueryError { completed: Vec::new(), error }),
+    };
+    Ok(print_buffered(&outcome, url, format))
+}
+
+/// Prints whole result sets (and the error after them, if a statement failed).
+fn print_buffered(
+    outcome: &Result<Vec<leashed::bindings::ResultSet>, leashed::bindings::QueryError>,
+    url: &MysqlUrl,
+    format: Format,
+) -> u8 {
+    let (sets, failure) = match outcome {
+        Ok(sets) => (&sets[..], None),
+        Err(failure) => (&failure.completed[..], Some(&failure.error)),
+    };
+    match (print_results(sets, format), failure) {
+        (Err(e), _) => output_failed(&e),
+        (Ok(()), Some(error)) => report(error, url),
+        (Ok(()), None) => EXIT_OK,
+    }
+}
+
+/// The exit status when the output cannot be written: quiet success when its reader went away
+/// (`| head`), as other Unix tools do; an error otherwise.
+fn output_failed(e: &std::io::Error) -> u8 {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return EXIT_OK;
+    }
+    eprintln!("error: cannot write the results: {e}");
+    EXIT_FAILED
 }
 
 fn print_results(sets: &[leashed::bindings::ResultSet], format: Format) -> std::io::Result<()> {
@@ -365,10 +447,16 @@ fn print_results(sets: &[leashed::bindings::ResultSet], format: Format) -> std::
 fn explain_trap(instance: &leashed::GuestInstance, call: &str, trap: &wasmtime::Error, limit_mib: usize) {
     let guest_said = instance.guest_stderr();
     if instance.memory_limit_hit() {
-        eprintln!(
-            "error: the result does not fit in the guest's memory limit ({limit_mib} MiB); stream it or add a \
-             LIMIT (or raise --memory-limit); the `{call}` call was stopped"
-        );
+        match call {
+            // Streamed: a single row, or the guest's own working set, is what did not fit.
+            "next-batch" | "query-stream" => eprintln!(
+                "error: a row does not fit in the guest's memory limit ({limit_mib} MiB); raise --memory-limit"
+            ),
+            _ => eprintln!(
+                "error: the result does not fit in the guest's memory limit ({limit_mib} MiB); add a LIMIT, or \
+                 raise --memory-limit (the `{call}` call was stopped; prepared results are not streamed)"
+            ),
+        }
         return;
     }
     let kind = match trap.downcast_ref::<wasmtime::Trap>() {

@@ -12,6 +12,16 @@ use crate::bindings::{Column, ResultSet, Value};
 use base64::Engine as _;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+/// A result's columns as the document lists them.
+pub fn columns_json(columns: &[Column]) -> String {
+    serde_json::to_string(&Columns(columns)).expect("JSON serialization of owned data cannot fail")
+}
+
+/// One row as the document lists it.
+pub fn row_json(row: &[Value], columns: &[Column]) -> String {
+    serde_json::to_string(&Row(row, columns)).expect("JSON serialization of owned data cannot fail")
+}
+
 /// Serializes result sets as the CLI's JSON document.
 pub fn to_json(results: &[ResultSet]) -> String {
     let doc = Document { results };

@@ -1,10 +1,11 @@
 //! Result sets for people and programs: a mysql-client-style table ([`table`]) and JSON
 //! ([`json`]). Both write temporal and floating-point values exactly as the server's text
 //! protocol does ([`float`] for FLOAT and DOUBLE), so a row prints the same whether it came
-//! through a query or a prepared statement.
+//! through a query or a prepared statement. [`stream`] prints both as rows arrive.
 
 pub mod float;
 pub mod json;
+pub mod stream;
 pub mod table;
 
 use crate::bindings::{Column, Date, Datetime, Time, Value};

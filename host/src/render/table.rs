@@ -15,7 +15,7 @@ pub fn to_table(results: &[ResultSet]) -> String {
     out
 }
 
-fn render_set(out: &mut String, set: &ResultSet) {
+pub(crate) fn render_set(out: &mut String, set: &ResultSet) {
     if set.columns.is_empty() {
         let rows = plural(set.affected_rows, "row");
         let _ = write!(out, "Query OK, {rows} affected");
@@ -34,21 +34,55 @@ fn render_set(out: &mut String, set: &ResultSet) {
     }
     let cells: Vec<Vec<(String, bool)>> =
         set.rows.iter().map(|row| row.iter().zip(&set.columns).map(|(v, c)| cell(v, c)).collect()).collect();
-    let mut widths: Vec<usize> = set.columns.iter().map(|c| c.name.chars().count()).collect();
+    let layout = Layout::fitting(&set.columns, &cells, |_| 0);
+    layout.header(out, &set.columns);
     for row in &cells {
-        for (width, (text, _)) in widths.iter_mut().zip(row) {
-            *width = (*width).max(text.chars().count());
-        }
+        layout.line(out, &mut row.iter().map(|(t, right)| (t.as_str(), *right)));
     }
-    let rule: String = widths.iter().fold(String::from("+"), |mut s, w| {
-        s.push_str(&"-".repeat(w + 2));
-        s.push('+');
-        s
-    });
-    let line = |out: &mut String, texts: &mut dyn Iterator<Item = (&str, bool)>| {
+    layout.footer(out, set.rows.len() as u64, set.warnings);
+}
+
+/// Column widths, and the lines drawn with them.
+pub(crate) struct Layout {
+    widths: Vec<usize>,
+}
+
+impl Layout {
+    /// Wide enough for every column's name, every cell, and `at_least(column)`.
+    pub(crate) fn fitting(
+        columns: &[Column],
+        cells: &[Vec<(String, bool)>],
+        at_least: impl Fn(&Column) -> usize,
+    ) -> Layout {
+        let mut widths: Vec<usize> = columns.iter().map(|c| c.name.chars().count().max(at_least(c))).collect();
+        for row in cells {
+            for (width, (text, _)) in widths.iter_mut().zip(row) {
+                *width = (*width).max(text.chars().count());
+            }
+        }
+        Layout { widths }
+    }
+
+    fn rule(&self) -> String {
+        self.widths.iter().fold(String::from("+"), |mut s, w| {
+            s.push_str(&"-".repeat(w + 2));
+            s.push('+');
+            s
+        })
+    }
+
+    /// The top rule, the column names, and the rule under them.
+    pub(crate) fn header(&self, out: &mut String, columns: &[Column]) {
+        let _ = writeln!(out, "{}", self.rule());
+        self.line(out, &mut columns.iter().map(|c| (c.name.as_str(), false)));
+        let _ = writeln!(out, "{}", self.rule());
+    }
+
+    /// One row; a text wider than its column overflows it, as in `mysql --quick`.
+    pub(crate) fn line(&self, out: &mut String, texts: &mut dyn Iterator<Item = (&str, bool)>) {
         out.push('|');
-        for ((text, right), width) in texts.zip(&widths) {
-            let pad = width - text.chars().count();
+        for ((text, right), width) in texts.zip(&self.widths) {
+            let pad = width.saturating_sub(text.chars().count());
             if right {
                 let _ = write!(out, " {}{text} |", " ".repeat(pad));
             } else {
@@ -56,23 +90,21 @@ fn render_set(out: &mut String, set: &ResultSet) {
             }
         }
         out.push('\n');
-    };
-    let _ = writeln!(out, "{rule}");
-    line(out, &mut set.columns.iter().map(|c| (c.name.as_str(), false)));
-    let _ = writeln!(out, "{rule}");
-    for row in &cells {
-        line(out, &mut row.iter().map(|(t, right)| (t.as_str(), *right)));
     }
-    let _ = writeln!(out, "{rule}");
-    let _ = write!(out, "{} in set", plural(set.rows.len() as u64, "row"));
-    if set.warnings > 0 {
-        let _ = write!(out, ", {}", plural(set.warnings.into(), "warning"));
+
+    /// The bottom rule and `N rows in set`.
+    pub(crate) fn footer(&self, out: &mut String, rows: u64, warnings: u16) {
+        let _ = writeln!(out, "{}", self.rule());
+        let _ = write!(out, "{} in set", plural(rows, "row"));
+        if warnings > 0 {
+            let _ = write!(out, ", {}", plural(warnings.into(), "warning"));
+        }
+        out.push('\n');
     }
-    out.push('\n');
 }
 
 /// The cell's text and whether it is right-aligned (numbers are).
-fn cell(value: &Value, column: &Column) -> (String, bool) {
+pub(crate) fn cell(value: &Value, column: &Column) -> (String, bool) {
     let right =
         matches!(value, Value::Int(_) | Value::Uint(_) | Value::Float(_) | Value::Double(_) | Value::Decimal(_));
     (value_text(value, column).unwrap_or_else(|| "NULL".into()), right)
