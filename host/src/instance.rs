@@ -118,6 +118,11 @@ impl GuestInstance {
         self.end(call, dropped)
     }
 
+    /// What the guest's linear memories hold now, in bytes (wasm memory never shrinks).
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().memory.current_bytes()
+    }
+
     /// The largest size the guest's linear memory has grown to, in bytes.
     pub fn peak_memory(&self) -> usize {
         self.store.data().memory.peak_bytes

@@ -16,6 +16,11 @@ pub struct MemoryWatch {
 }
 
 impl MemoryWatch {
+    /// What the store's linear memories hold now, together, in bytes.
+    pub fn current_bytes(&self) -> usize {
+        self.total_bytes
+    }
+
     /// A watch that traps the guest when its memories would exceed `limit_bytes` together.
     pub fn capped(limit_bytes: usize) -> Self {
         MemoryWatch { limit_bytes: Some(limit_bytes), ..MemoryWatch::default() }

@@ -74,16 +74,28 @@ impl Registry {
     }
 
     fn push_event(&mut self, event: Event) {
-        if let Some(call) = self.current_call.and_then(|c| self.calls.get_mut(&c)) {
-            call.events += 1;
-        }
         if self.events.len() < KEPT_EVENTS {
+            // A call is kept while an event of its is kept (a report names the call).
+            if let Some(call) = self.current_call.and_then(|c| self.calls.get_mut(&c)) {
+                call.events += 1;
+            }
             self.events.push(event);
         } else {
             self.forgotten.events += 1;
             if event.is_problem() {
                 self.forgotten.problem_events += 1;
             }
+        }
+    }
+
+    /// Queues a call that left nothing behind to be forgotten, and forgets the oldest beyond the
+    /// kept number.
+    fn retire_clean_call(&mut self, id: CallId) {
+        self.clean_calls.push_back(id);
+        while self.clean_calls.len() > KEPT_CLEAN_CALLS {
+            let oldest = self.clean_calls.pop_front().expect("longer than the kept number");
+            self.calls.remove(&oldest);
+            self.forgotten.calls += 1;
         }
     }
 
@@ -245,12 +257,7 @@ impl Audit {
         registry.trapped |= trapped;
         registry.current_call = None;
         if clean {
-            registry.clean_calls.push_back(id);
-            while registry.clean_calls.len() > KEPT_CLEAN_CALLS {
-                let oldest = registry.clean_calls.pop_front().expect("longer than the kept number");
-                registry.calls.remove(&oldest);
-                registry.forgotten.calls += 1;
-            }
+            registry.retire_clean_call(id);
         }
     }
 
@@ -299,15 +306,23 @@ impl Audit {
                     registry.open_connections -= 1;
                 }
                 if cause == Release::GuestDropped {
-                    let mut leaked_by = None;
+                    let (mut leaked_by, mut now_clean) = (None, None);
                     if let Some(created) = created_in.and_then(|c| registry.calls.get_mut(&c)) {
                         created.not_dropped = created.not_dropped.saturating_sub(1);
                         if created.finished && Some(created.id) != call {
                             leaked_by = created.ended.map(|ended| (created.id, ended.elapsed()));
+                            // Its last handle is back: it has left nothing behind after all (a
+                            // MySQL connection's open lends what its close gives back).
+                            if created.not_dropped == 0 && !created.trapped && created.events == 0 {
+                                now_clean = Some(created.id);
+                            }
                         }
                     }
                     if let Some((leaked_in, after)) = leaked_by {
                         registry.push_event(Event::LateRelease { handle: id, kind, leaked_in, call, after });
+                    }
+                    if let Some(clean) = now_clean {
+                        registry.retire_clean_call(clean);
                     }
                     registry.retire_if_given_back(id);
                 }
@@ -324,6 +339,16 @@ impl Audit {
     /// One handle's record.
     pub fn record(&self, id: HandleId) -> Option<HandleRecord> {
         self.registry().record_mut(id).cloned()
+    }
+
+    /// How many call records the registry holds.
+    pub fn call_count(&self) -> usize {
+        self.registry().calls.len()
+    }
+
+    /// How many handle records the registry holds (without copying them, as `records` does).
+    pub fn record_count(&self) -> usize {
+        self.registry().records.len()
     }
 
     /// Every handle lent so far and not forgotten, in lending order.
