@@ -75,6 +75,9 @@ pub struct Policy {
     /// instead of passing it through: a caller that explains a trap in its own words shows the
     /// guest's text only when it adds something.
     pub capture_guest_stderr: bool,
+    /// A cap on open connections shared with other instances (a host-wide limit); past it,
+    /// `connect` gets `limit-reached`. `None`: only this instance's `max_connections`.
+    pub host_connections: Option<std::sync::Arc<crate::net::budget::ConnectionBudget>>,
 }
 
 impl Default for Policy {
@@ -91,6 +94,7 @@ impl Default for Policy {
             reuse: None,
             memory_limit: None,
             capture_guest_stderr: false,
+            host_connections: None,
         }
     }
 }

@@ -81,6 +81,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_connections: usize,
 
+    /// Most connections all requests together may hold at once (parked sessions included);
+    /// past it, a plugin's connect gets `limit-reached` [default: no cap beyond the per-request
+    /// one].
+    #[arg(long, value_name = "N")]
+    host_max_connections: Option<usize>,
+
     /// Most handles (connections, readers, writers) one request may hold at once.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_handles: usize,
@@ -200,6 +206,7 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
             close: args.policy,
             max_connections: args.max_connections,
             max_handles: args.max_handles,
+            host_connections: args.host_max_connections.map(leashed::net::budget::ConnectionBudget::new),
             ..Policy::allowing(allowlist)
         },
         env,

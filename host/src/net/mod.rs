@@ -1,6 +1,7 @@
 //! `leashed:net`: the TCP connections the host lends to guests.
 
 pub mod allowlist;
+pub mod budget;
 pub mod error;
 pub mod parking;
 mod reuse;

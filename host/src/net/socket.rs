@@ -10,6 +10,7 @@
 //! A socket carries plain TCP until `start-tls` swaps its transport for a TLS stream over the
 //! same fd; the lent reader and writer then read and write through TLS.
 
+use super::budget::BudgetPermit;
 use super::tls;
 use crate::audit::HandleGuard;
 use crate::bindings::leashed::net::tcp::{ErrorCode, TlsOptions};
@@ -56,6 +57,8 @@ pub struct Socket {
     pub born: std::time::Instant,
     reader_lent: AtomicBool,
     writer_lent: AtomicBool,
+    /// Its place under a host-wide connection cap, if any, until the socket is dropped.
+    _permit: Option<BudgetPermit>,
 }
 
 /// Which stream of a connection.
@@ -70,6 +73,7 @@ impl Socket {
         stream: TcpStream,
         read_timeout: Option<Duration>,
         write_timeout: Option<Duration>,
+        permit: Option<BudgetPermit>,
     ) -> io::Result<Arc<Socket>> {
         let fd = raw_fd(&stream);
         Ok(Arc::new(Socket {
@@ -85,6 +89,7 @@ impl Socket {
             born: std::time::Instant::now(),
             reader_lent: AtomicBool::new(false),
             writer_lent: AtomicBool::new(false),
+            _permit: permit,
         }))
     }
 

@@ -345,6 +345,16 @@ async fn connect(
         }
     };
     check_limits(state, HandleKind::Connection)?;
+    let permit = match &state.policy.host_connections {
+        None => None,
+        Some(budget) => match budget.try_take() {
+            Some(permit) => Some(permit),
+            None => {
+                state.audit.limit_reached("open connections of the host", budget.max());
+                return Err(ErrorCode::LimitReached.into());
+            }
+        },
+    };
     let connect_timeout = tighter(Some(state.policy.connect_timeout), options.connect_timeout_ms);
     let stream = connect_first(&addrs, connect_timeout).await?;
     stream.set_nodelay(options.nodelay)?;
@@ -352,6 +362,7 @@ async fn connect(
         stream,
         tighter(state.policy.read_timeout, options.read_timeout_ms),
         tighter(state.policy.write_timeout, options.write_timeout_ms),
+        permit,
     )?;
     let guard = state.audit.lend(HandleKind::Connection, None, &socket, site);
     Ok(state.table.push(LentConnection { socket, guard, dropped_by_guest: false, park: None })?)
