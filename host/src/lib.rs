@@ -24,6 +24,8 @@ pub mod audit;
 pub mod bindings;
 pub mod component;
 pub mod compose;
+#[cfg(test)]
+mod fuzz_parsers;
 pub mod instance;
 pub mod invoke;
 pub mod memory;

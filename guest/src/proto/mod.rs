@@ -7,6 +7,8 @@
 
 pub mod binary;
 pub mod command;
+#[cfg(test)]
+mod fuzz;
 pub mod login;
 pub mod query;
 pub mod statement;
