@@ -123,12 +123,8 @@ impl Link {
 
     /// Frames `payload` as the next packet and writes it.
     pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.codec
-            .encode(&mut &payload[..], &mut self.tx)
-            .map_err(|e| protocol(format!("cannot frame packet: {e}")))?;
-        let framed = self.tx.split();
-        self.writer.write(&framed).map_err(Error::Io)?;
-        Ok(())
+        self.frame(payload)?;
+        self.write_framed()
     }
 
     /// Writes several one-packet commands at once, each numbered as a command of its own: a
@@ -140,13 +136,20 @@ impl Link {
                 return Err(protocol("a command of 16 MiB or more cannot be pipelined"));
             }
             self.codec.reset_seq_id();
-            self.codec
-                .encode(&mut &payload[..], &mut self.tx)
-                .map_err(|e| protocol(format!("cannot frame packet: {e}")))?;
+            self.frame(payload)?;
         }
+        self.write_framed()
+    }
+
+    /// Frames `payload` as the next packet into the write buffer.
+    fn frame(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.codec.encode(&mut &payload[..], &mut self.tx).map_err(|e| protocol(format!("cannot frame packet: {e}")))
+    }
+
+    /// Writes everything framed so far.
+    fn write_framed(&mut self) -> Result<(), Error> {
         let framed = self.tx.split();
-        self.writer.write(&framed).map_err(Error::Io)?;
-        Ok(())
+        self.writer.write(&framed).map(drop).map_err(Error::Io)
     }
 
     /// Expects the reply to the next pipelined command: its packets are numbered from 1, as if

@@ -88,20 +88,25 @@ fn caps() -> CapabilityFlags {
         | CapabilityFlags::CLIENT_SESSION_TRACK
 }
 
+const CREDENTIALS: Credentials<'static> = Credentials { user: "app", password: Some("secret"), database: Some("shop") };
+
+/// A plain-TCP login with the defaults.
+fn login_policy() -> AuthPolicy {
+    AuthPolicy {
+        local_infile: false,
+        tls: TlsMode::Disabled,
+        server_key_pem: None,
+        allow_cleartext: false,
+        max_packet: 1 << 24,
+    }
+}
+
 /// Feeds one conversation to the target's step function, to its end or first error.
 fn run(target: Target, packets: &[Vec<u8>]) {
     let Some((first, rest)) = packets.split_first() else { return };
     match target {
         Target::Login => {
-            let creds = Credentials { user: "app", password: Some("secret"), database: Some("shop") };
-            let policy = AuthPolicy {
-                local_infile: false,
-                tls: TlsMode::Disabled,
-                server_key_pem: None,
-                allow_cleartext: false,
-                max_packet: 1 << 24,
-            };
-            let Ok(mut start) = Login::start(first, &creds, policy) else { return };
+            let Ok(mut start) = Login::start(first, &CREDENTIALS, login_policy()) else { return };
             for packet in rest {
                 if start.login.step(packet).is_err() {
                     return;
@@ -224,15 +229,7 @@ fn fuzz(target: Target, budget: Duration, seed: u64) -> Found {
 /// The seeds are conversations the step functions accept: mutations start from real states.
 #[test]
 fn the_seeds_are_accepted() {
-    let creds = Credentials { user: "app", password: Some("secret"), database: Some("shop") };
-    let policy = AuthPolicy {
-        local_infile: false,
-        tls: TlsMode::Disabled,
-        server_key_pem: None,
-        allow_cleartext: false,
-        max_packet: 1 << 24,
-    };
-    let mut start = Login::start(GREETING, &creds, policy).expect("the captured greeting");
+    let mut start = Login::start(GREETING, &CREDENTIALS, login_policy()).expect("the captured greeting");
     assert!(matches!(start.login.step(OK), Ok(super::login::LoginStep::Done(_))));
     let mut reader = QueryResponse::new(caps());
     let steps: Vec<_> = seeds(Target::Query)[0].iter().map(|p| reader.step(p).is_ok()).collect();
