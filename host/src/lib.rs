@@ -12,7 +12,8 @@
 //! - [`component`], [`runtime`]: loading a component and instantiating it (wiring only).
 //! - [`instance`]: typed calls into a guest instance's leashed:mysql exports.
 //! - [`invoke`]: any component that imports leashed:net, its exports called by name under audit.
-//! - [`render`]: result sets as a mysql-style table or as JSON.
+//! - [`render`]: result sets as a mysql-style table or as JSON; [`error_text`]: a guest-reported
+//!   error in a user's words, naming the server.
 //! - [`mysql_url`]: `mysql://` URLs to connect options; [`param`]: `--param` values.
 //! - [`compose`]: plugging the MySQL guest into a plugin's leashed:mysql import (wac-graph).
 //! - [`serve`]: `leashed serve`, wasi:http plugins with a fresh instance, limits and an audit per
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod bindings;
 pub mod component;
 pub mod compose;
+pub mod error_text;
 #[cfg(test)]
 mod fuzz_parsers;
 pub mod instance;

@@ -68,35 +68,60 @@ pub fn handles_of(records: &[HandleRecord], connection: HandleId) -> Vec<HandleR
 
 /// Asserts the audit has nothing open and the OS has closed the socket of every lent handle.
 pub fn assert_all_released_and_closed(instance: &GuestInstance) {
+    if let Err(why) = all_released_and_closed(instance) {
+        panic!("{why}");
+    }
+}
+
+/// Whether the audit has nothing open and the OS has closed the socket of every lent handle;
+/// `Err` says what is still open.
+pub fn all_released_and_closed(instance: &GuestInstance) -> Result<(), String> {
     let records = instance.audit().records();
     let open: Vec<_> = records.iter().filter(|r| r.released.is_none()).collect();
-    assert!(open.is_empty(), "handles still open: {open:#?}");
+    if !open.is_empty() {
+        return Err(format!("handles still open: {open:#?}"));
+    }
     for record in &records {
         let (fd, inode) = (record.fd.expect("fd recorded"), record.socket_inode.expect("inode recorded"));
-        assert!(
-            !leashed::os_fds::socket_is_open(fd, inode),
-            "{} {} was released but its socket (fd {fd}, inode {inode}) is still open",
-            record.kind,
-            record.id
-        );
+        if leashed::os_fds::socket_is_open(fd, inode) {
+            return Err(format!(
+                "{} {} was released but its socket (fd {fd}, inode {inode}) is still open",
+                record.kind, record.id
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Asserts a connection's handles are exactly connection + reader + writer, all released by the
 /// guest in the contract's order (writer, reader, connection), and their socket closed.
 pub fn assert_guest_released_connection(instance: &GuestInstance, connection: HandleId) {
+    if let Err(why) = guest_released_connection(instance, connection) {
+        panic!("{why}");
+    }
+}
+
+/// Whether a connection's handles are exactly connection + reader + writer, all released by the
+/// guest in the contract's order (writer, reader, connection), with their socket closed.
+pub fn guest_released_connection(instance: &GuestInstance, connection: HandleId) -> Result<(), String> {
     let handles = handles_of(&instance.audit().records(), connection);
     let kinds: Vec<String> = handles.iter().map(|h| h.kind.to_string()).collect();
-    assert_eq!(kinds, ["connection", "reader", "writer"], "handles of {connection}");
+    if kinds != ["connection", "reader", "writer"] {
+        return Err(format!("handles of {connection}: {kinds:?}, not connection, reader and writer"));
+    }
     for h in &handles {
-        assert_eq!(h.released, Some(leashed::Release::GuestDropped), "{} {} not dropped by the guest", h.kind, h.id);
-        assert!(!leashed::os_fds::socket_is_open(h.fd.unwrap(), h.socket_inode.unwrap()), "socket of {} open", h.id);
+        if h.released != Some(leashed::Release::GuestDropped) {
+            return Err(format!("{} {} not dropped by the guest: {:?}", h.kind, h.id, h.released));
+        }
+        if leashed::os_fds::socket_is_open(h.fd.unwrap(), h.socket_inode.unwrap()) {
+            return Err(format!("the socket of {} {} is still open", h.kind, h.id));
+        }
     }
     let order = |i: usize| handles[i].release_order.unwrap();
-    assert!(
-        order(2) < order(1) && order(1) < order(0),
-        "released out of order (writer, reader, connection): {handles:#?}"
-    );
+    if !(order(2) < order(1) && order(1) < order(0)) {
+        return Err(format!("released out of order (writer, reader, connection): {handles:#?}"));
+    }
+    Ok(())
 }
 
 /// The ids of the connections lent so far.

@@ -4,7 +4,7 @@
 use super::query_input::{server_url, sql_text};
 use super::{EXIT_FAILED, EXIT_OK, seconds, usage_of};
 use clap::ValueEnum;
-use leashed::bindings::{ConnectOptions, ErrorCode, MysqlError, ServerError, TlsMode};
+use leashed::bindings::{ConnectOptions, MysqlError, TlsMode};
 use leashed::mysql_url::MysqlUrl;
 use leashed::render::stream::{JsonStream, SetPrinter, TableStream};
 use leashed::render::{json::to_json, table::to_table};
@@ -474,35 +474,11 @@ fn explain_trap(instance: &leashed::GuestInstance, call: &str, trap: &wasmtime::
     }
 }
 
-/// Prints a guest-reported error the way the mysql client does, and returns the exit status.
+/// Prints a guest-reported error (the server's own the way the mysql client does, the rest
+/// naming the server), and returns the exit status.
 fn report(error: &MysqlError, url: &MysqlUrl) -> u8 {
-    let server = |e: &ServerError| eprintln!("ERROR {} ({}): {}", e.code, e.sql_state, e.message);
-    match error {
-        MysqlError::Server(e) | MysqlError::Auth(e) => server(e),
-        MysqlError::Io(ErrorCode::Denied) => {
-            eprintln!("error: connecting to {}:{} was denied by the host's allowlist", url.host, url.port)
-        }
-        MysqlError::Io(code) => eprintln!("error: cannot talk to {}:{}: {}", url.host, url.port, describe(code)),
-        MysqlError::Protocol(what) => eprintln!("error: protocol error: {what}"),
-        MysqlError::Invalid(what) => eprintln!("error: {what}"),
-        MysqlError::Closed => eprintln!("error: the connection is closed"),
-    }
+    eprintln!("{}", leashed::error_text::describe(error, &format!("{}:{}", url.host, url.port)));
     EXIT_FAILED
-}
-
-fn describe(code: &ErrorCode) -> String {
-    match code {
-        ErrorCode::Denied => "denied by the allowlist".into(),
-        ErrorCode::LimitReached => "the host's connection limit is reached".into(),
-        ErrorCode::NameUnresolvable => "the host name does not resolve".into(),
-        ErrorCode::ConnectionRefused => "connection refused".into(),
-        ErrorCode::ConnectionReset => "the connection was reset or closed by the server".into(),
-        ErrorCode::TimedOut => "timed out".into(),
-        ErrorCode::Closed => "the connection is closed".into(),
-        ErrorCode::InvalidState => "invalid socket state".into(),
-        ErrorCode::Tls(why) => format!("TLS failed: {why}"),
-        ErrorCode::Other(text) => text.clone(),
-    }
 }
 
 fn usage(message: &str) -> u8 {

@@ -51,6 +51,8 @@ pub struct Socket {
     pub inode: Option<u64>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// The connect timeout this connection was made with; it also bounds its TLS handshake.
+    pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub write_timeout: Option<Duration>,
     /// When the TCP connection was made (session reuse retires old sockets).
@@ -71,6 +73,7 @@ pub enum StreamSide {
 impl Socket {
     pub fn new(
         stream: TcpStream,
+        connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
         write_timeout: Option<Duration>,
         permit: Option<BudgetPermit>,
@@ -84,6 +87,7 @@ impl Socket {
             stream: Mutex::new(Some(Transport::Plain(Arc::new(stream)))),
             reclaimed: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
+            connect_timeout,
             read_timeout,
             write_timeout,
             born: std::time::Instant::now(),

@@ -102,7 +102,8 @@ impl HostConnection for HostState {
         let entry = self.table.get(&conn)?;
         let (socket, id) = (entry.socket.clone(), entry.guard.id());
         self.note_op(id, "start-tls", 0, 0);
-        Ok(socket.start_tls(&options, Some(self.policy.connect_timeout)).await?)
+        // The handshake is part of connecting: the connect timeout the guest asked for bounds it.
+        Ok(socket.start_tls(&options, socket.connect_timeout).await?)
     }
 
     async fn park(&mut self, conn: Resource<LentConnection>, key: String, state: Vec<u8>) -> Result<(), NetError> {
@@ -360,6 +361,7 @@ async fn connect(
     stream.set_nodelay(options.nodelay)?;
     let socket = Socket::new(
         stream,
+        connect_timeout,
         tighter(state.policy.read_timeout, options.read_timeout_ms),
         tighter(state.policy.write_timeout, options.write_timeout_ms),
         permit,
