@@ -92,19 +92,24 @@ fn strict_trap_exits_1_naming_the_reader() {
     let out = audit(env!("LEASHED_FIXTURE_SEED_BUG"), peer, &[], &[&run(peer), "poke()"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("trapped: resource has children: connection #1 (created at fixture_seed_bug::open_connection) was dropped while its reader #2"), "{stdout}");
+    assert!(stdout.contains("trapped: the strict drop rule (resource has children: connection #1 (created at fixture_seed_bug::open_connection) was dropped while its reader #2"), "{stdout}");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("skipped `poke()`: the instance trapped"), "{stderr}");
 }
 
-/// After a trap, the final line says what the host reclaimed after it and that those sockets
-/// are closed, instead of reading like a leak the host kept.
+/// After a trap, stdout says what kind of trap it was, and the final line says what the host
+/// reclaimed after it and that those sockets are closed, instead of reading like a leak the host
+/// kept.
 #[test]
 fn after_a_trap_the_final_line_says_what_was_reclaimed() {
     let peer = echo_peer::spawn_on_thread();
     let out = audit(env!("LEASHED_FIXTURE_TRAP_MID_READ"), peer, &[], &[&run(peer)]);
     assert_eq!(out.status.code(), Some(1));
+    // The trap's kind, told from the guest's stderr, which is still passed on.
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("trapped: a panic (at trap-mid-read/src/lib.rs:16:9: parser bug after reading 4 bytes)"), "{stdout}");
     let stderr = text(&out.stderr);
+    assert!(stderr.contains("panicked at trap-mid-read/src/lib.rs:16:9:\nparser bug after reading 4 bytes"), "{stderr}");
     assert!(
         stderr.ends_with(
             "audit: 2 handles lent, 0 released by the guest, 2 reclaimed after the trap, 0 open (their sockets are closed)\n"

@@ -180,7 +180,10 @@ fn faults_get_500_or_504_and_the_server_keeps_serving() {
     let trap = served.get("/trap");
     assert_eq!(trap.status, 500, "{trap:?}");
     assert!(trap.body.contains("trapped"), "{trap:?}");
-    served.wait_for_log("the plugin trapped:", Duration::from_secs(5));
+    // The log says what kind of trap it was, with the panic's own words from the plugin's stderr.
+    let log = served.wait_for_log("the plugin trapped: a panic (at leaky-plugin/src/lib.rs:", Duration::from_secs(5));
+    assert!(log.contains("/trap was asked to trap); 0 handles it held were reclaimed"), "{log}");
+    assert!(log.contains("the plugin wrote to stderr:"), "{log}");
 
     let spin = served.get("/loop");
     assert_eq!(spin.status, 504, "{spin:?}");
@@ -189,6 +192,7 @@ fn faults_get_500_or_504_and_the_server_keeps_serving() {
     let grow = served.get("/grow");
     assert_eq!(grow.status, 500, "{grow:?}");
     served.wait_for_log("memory limit is reached", Duration::from_secs(5));
+    served.wait_for_log("the plugin trapped: the per-request memory limit of 64 MiB", Duration::from_secs(5));
 
     let elsewhere = served.get("/connect-elsewhere?port=1");
     assert_eq!(elsewhere.status, 500, "{elsewhere:?}");

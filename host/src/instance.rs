@@ -274,8 +274,7 @@ impl GuestInstance {
 
     /// What the guest wrote to stderr, when the policy captures it (empty otherwise).
     pub fn guest_stderr(&self) -> String {
-        let captured = self.store.data().captured_stderr.as_ref().map(|pipe| pipe.contents());
-        captured.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+        self.store.data().captured_stderr.as_ref().map(|tail| tail.contents()).unwrap_or_default()
     }
 
     /// Drops the store, which releases every handle the guest still held (after a trap, all it

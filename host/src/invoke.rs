@@ -31,6 +31,10 @@ pub struct CallOutcome {
     pub result: Result<Vec<String>, wasmtime::Error>,
     /// What the call lent and had not given back when it returned.
     pub report: LeakReport,
+    /// What the guest wrote to stderr during the call, when the policy captures it.
+    pub guest_stderr: String,
+    /// What kind of trap it was, if it trapped.
+    pub trap_kind: Option<crate::trap_text::TrapKind>,
 }
 
 /// What tearing the store down found.
@@ -82,12 +86,19 @@ impl AuditedInstance {
         let mut results = vec![Val::Bool(false); WasmFunc::results(&ty).count()];
 
         let audit = self.store.data().audit.clone();
+        let stderr = self.store.data().captured_stderr.clone();
+        let mark = stderr.as_ref().map_or(0, |tail| tail.mark());
         let id = audit.begin_call(invocation);
         let called = func.call_async(&mut self.store, &params, &mut results).await;
         audit.end_call(id, called.is_err());
+        let guest_stderr = stderr.map(|tail| tail.since(mark)).unwrap_or_default();
+        let trap_kind = called.as_ref().err().map(|trap| {
+            crate::trap_text::classify(trap, self.store.data().memory.limit_hit, &guest_stderr)
+        });
         let result = called
             .map(|()| results.iter().map(|v| wasm_wave::to_string(v).unwrap_or_else(|e| format!("<{e}>"))).collect());
-        Ok(CallOutcome { call: id, invocation: invocation.to_string(), result, report: audit.call_report(id) })
+        let report = audit.call_report(id);
+        Ok(CallOutcome { call: id, invocation: invocation.to_string(), result, report, guest_stderr, trap_kind })
     }
 
     fn find_func(&mut self, name: &str) -> wasmtime::Result<Func> {

@@ -8,7 +8,8 @@
 //! - [`policy`]: what a store's guest may do (allowlist, timeouts).
 //! - [`audit`]: the handle registry, creation sites and leak reports; [`os_fds`]: the OS's view
 //!   of the same sockets.
-//! - [`state`]: the per-store state the imports work on; [`memory`]: the guest memory's peak.
+//! - [`state`]: the per-store state the imports work on; [`memory`]: the guest memory's peak;
+//!   [`guest_stderr`]: the tail of the guest's stderr; [`trap_text`]: a trap's kind in words.
 //! - [`component`], [`runtime`]: loading a component and instantiating it (wiring only).
 //! - [`instance`]: typed calls into a guest instance's leashed:mysql exports.
 //! - [`invoke`]: any component that imports leashed:net, its exports called by name under audit.
@@ -26,6 +27,7 @@ pub mod bindings;
 pub mod component;
 pub mod compose;
 pub mod error_text;
+pub mod guest_stderr;
 #[cfg(test)]
 mod fuzz_parsers;
 pub mod instance;
@@ -42,6 +44,7 @@ pub mod runtime;
 pub mod serve;
 pub mod sql_split;
 pub mod state;
+pub mod trap_text;
 
 pub use audit::report::LeakReport;
 pub use audit::{Audit, CallId, HandleId, HandleKind, HandleRecord, Release, Summary};

@@ -6,7 +6,6 @@ use crate::audit::Audit;
 use crate::memory::MemoryWatch;
 use crate::policy::Policy;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -21,7 +20,7 @@ pub struct HostState {
     /// What the guest's outgoing wasi:http requests may do (served plugins only).
     pub outbound_http: crate::outbound_http::OutboundHttp,
     /// The guest's stderr, when the policy captures it.
-    pub captured_stderr: Option<MemoryOutputPipe>,
+    pub captured_stderr: Option<crate::guest_stderr::StderrTail>,
 }
 
 impl HostState {
@@ -32,9 +31,15 @@ impl HostState {
     }
 
     /// A fresh state whose WASI context starts from `wasi` (e.g. with environment variables).
-    /// Whatever it says, wasi:sockets is switched off and stderr is inherited.
+    /// Whatever it says, wasi:sockets is switched off, and stderr is inherited, or captured if
+    /// the policy says so.
     pub fn with_wasi(policy: Policy, mut wasi: WasiCtxBuilder) -> Self {
-        let wasi = wasi.inherit_stderr().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        let captured = policy.capture_guest_stderr.then(crate::guest_stderr::StderrTail::default);
+        match &captured {
+            Some(tail) => wasi.stderr(tail.clone()),
+            None => wasi.inherit_stderr(),
+        };
+        let wasi = wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         HostState {
             table: ResourceTable::new(),
             wasi,
@@ -43,26 +48,16 @@ impl HostState {
             memory: MemoryWatch::default(),
             http: WasiHttpCtx::new(),
             outbound_http: crate::outbound_http::OutboundHttp::Denied,
-            captured_stderr: None,
+            captured_stderr: captured,
         }
     }
 }
-
-/// Most of the guest's stderr kept when the policy captures it.
-const CAPTURED_STDERR_BYTES: usize = 64 * 1024;
 
 /// A store for a guest, with its memory watched (and capped, if the policy says so), and its
 /// stderr captured if the policy says so.
 pub fn new_store(engine: &wasmtime::Engine, policy: Policy) -> wasmtime::Store<HostState> {
     let limit = policy.memory_limit;
-    let captured = policy.capture_guest_stderr.then(|| MemoryOutputPipe::new(CAPTURED_STDERR_BYTES));
     let mut state = HostState::new(policy);
-    if let Some(pipe) = &captured {
-        let mut wasi = WasiCtx::builder();
-        wasi.stderr(pipe.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-        state.wasi = wasi.build();
-    }
-    state.captured_stderr = captured;
     state.memory = limit.map(MemoryWatch::capped).unwrap_or_default();
     let mut store = wasmtime::Store::new(engine, state);
     store.limiter(|state| &mut state.memory);

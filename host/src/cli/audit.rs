@@ -3,6 +3,7 @@
 
 use super::{EXIT_FAILED, EXIT_LEAKED, EXIT_OK, parse_allowlist, usage_of};
 use leashed::audit::suppress::Suppressions;
+use leashed::trap_text::TrapKind;
 use leashed::{AuditedComponent, ClosePolicy, ComponentSource, Policy};
 use std::path::PathBuf;
 
@@ -67,6 +68,7 @@ pub async fn run(args: AuditArgs) -> u8 {
         close: args.policy,
         max_connections: args.max_connections,
         max_handles: args.max_handles,
+        capture_guest_stderr: true,
         ..Policy::allowing(allowlist)
     };
     let mut instance = match component.instantiate(policy).await {
@@ -89,15 +91,18 @@ pub async fn run(args: AuditArgs) -> u8 {
             Ok(outcome) => outcome,
             Err(e) => return usage_of("audit", &format!("{e:#}")),
         };
-        let result = match &outcome.result {
-            Ok(values) => {
+        // The guest's stderr is captured to tell a trap's kind; it is passed on as it was.
+        eprint!("{}", outcome.guest_stderr);
+        let result = match (&outcome.result, &outcome.trap_kind) {
+            (Ok(values), _) => {
                 println!("{invocation} -> {}", values.join(", "));
                 serde_json::json!({ "ok": values })
             }
-            Err(trap) => {
+            (Err(trap), kind) => {
                 trapped = true;
-                println!("{invocation} trapped: {}", trap.root_cause());
-                serde_json::json!({ "trap": trap.root_cause().to_string() })
+                let kind = kind.clone().unwrap_or(TrapKind::Bug(trap.root_cause().to_string()));
+                println!("{invocation} trapped: {kind}");
+                serde_json::json!({ "trap": trap.root_cause().to_string(), "trap_kind": kind.name() })
             }
         };
         outcome.report.suppress(&suppressions);

@@ -5,6 +5,7 @@ use super::query_input::{server_url, sql_text};
 use super::{EXIT_FAILED, EXIT_OK, seconds, usage_of};
 use clap::ValueEnum;
 use leashed::bindings::{ConnectOptions, MysqlError, TlsMode};
+use leashed::trap_text::TrapKind;
 use leashed::mysql_url::MysqlUrl;
 use leashed::render::stream::{JsonStream, SetPrinter, TableStream};
 use leashed::render::{json::to_json, table::to_table};
@@ -446,31 +447,24 @@ fn print_results(sets: &[leashed::bindings::ResultSet], format: Format) -> std::
 /// stderr (a panic message) follows when it says more than the explanation.
 fn explain_trap(instance: &leashed::GuestInstance, call: &str, trap: &wasmtime::Error, limit_mib: usize) {
     let guest_said = instance.guest_stderr();
-    if instance.memory_limit_hit() {
-        match call {
-            // Streamed: a single row, or the guest's own working set, is what did not fit.
-            "next-batch" | "query-stream" => eprintln!(
-                "error: a row does not fit in the guest's memory limit ({limit_mib} MiB); raise --memory-limit"
-            ),
-            _ => eprintln!(
-                "error: the result does not fit in the guest's memory limit ({limit_mib} MiB); add a LIMIT, or \
-                 raise --memory-limit (the `{call}` call was stopped; prepared results are not streamed)"
-            ),
+    match leashed::trap_text::classify(trap, instance.memory_limit_hit(), &guest_said) {
+        // Streamed: a single row, or the guest's own working set, is what did not fit.
+        TrapKind::MemoryLimit if matches!(call, "next-batch" | "query-stream") => {
+            eprintln!("error: a row does not fit in the guest's memory limit ({limit_mib} MiB); raise --memory-limit")
         }
-        return;
-    }
-    let kind = match trap.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::StackOverflow) => "a stack overflow".to_string(),
-        Some(wasmtime::Trap::UnreachableCodeReached) if guest_said.contains("panicked") => "a panic".to_string(),
-        Some(wasmtime::Trap::UnreachableCodeReached) if guest_said.contains("memory allocation") => {
-            "out of memory".to_string()
+        TrapKind::MemoryLimit => eprintln!(
+            "error: the result does not fit in the guest's memory limit ({limit_mib} MiB); add a LIMIT, or \
+             raise --memory-limit (the `{call}` call was stopped; prepared results are not streamed)"
+        ),
+        kind => {
+            eprintln!("error: the guest trapped in its `{call}` call: {kind}");
+            if matches!(kind, TrapKind::Panic(Some(_))) {
+                return; // the explanation already holds the panic's place and message
+            }
+            for line in guest_said.lines().filter(|l| !l.trim().is_empty()) {
+                eprintln!("  guest: {line}");
+            }
         }
-        Some(other) => format!("a bug in the guest ({other})"),
-        None => format!("{}", trap.root_cause()),
-    };
-    eprintln!("error: the guest trapped in its `{call}` call: {kind}");
-    for line in guest_said.lines().filter(|l| !l.trim().is_empty()) {
-        eprintln!("  guest: {line}");
     }
 }
 

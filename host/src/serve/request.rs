@@ -46,6 +46,8 @@ struct GuestRun {
     summary: Summary,
     /// Sockets the OS still held after the store was dropped (host bugs).
     still_open: Vec<OsMismatch>,
+    /// What the plugin wrote to stderr (its last 64 KiB).
+    stderr: String,
 }
 
 impl GuestRun {
@@ -141,7 +143,10 @@ impl Server {
     fn new_store(&self) -> Store<HostState> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.config.env);
-        let mut state = HostState::with_wasi(self.config.policy.clone(), wasi);
+        // The plugin's stderr is kept per request: it tells a trap's kind, and is logged with
+        // the request it belongs to instead of interleaving with others.
+        let policy = crate::policy::Policy { capture_guest_stderr: true, ..self.config.policy.clone() };
+        let mut state = HostState::with_wasi(policy, wasi);
         state.memory = MemoryWatch::capped(self.config.memory_limit);
         state.outbound_http = self.config.outbound_http;
         let mut store = Store::new(self.pre.engine(), state);
@@ -173,11 +178,12 @@ impl Server {
         let end = tokio::select! {
             handled = tokio::time::timeout(deadline, handler) => match handled {
                 Ok(Ok(())) => End::Returned,
-                Ok(Err(trap)) => End::Trapped(one_line(&trap)),
+                Ok(Err(trap)) => End::Trapped(self.trap_kind(&store, &trap)),
                 Err(_) => End::TimedOut(self.config.deadline),
             },
             _ = cancel.wait_for(|cancelled| *cancelled) => End::Cancelled,
         };
+        let stderr = store.data().captured_stderr.as_ref().map(|tail| tail.contents()).unwrap_or_default();
         audit.end_call(call, !matches!(end, End::Returned));
         let mut report = audit.call_report(call);
         report.suppress(&self.config.suppressions);
@@ -185,7 +191,18 @@ impl Server {
         let still_open = audit.sockets_still_open();
         let summary = audit.summary();
         drop(permit);
-        GuestRun { end, report, summary, still_open }
+        GuestRun { end, report, summary, still_open, stderr }
+    }
+
+    /// What kind of trap stopped the plugin, in words for the log.
+    fn trap_kind(&self, store: &Store<HostState>, trap: &wasmtime::Error) -> String {
+        let stderr = store.data().captured_stderr.as_ref().map(|tail| tail.contents()).unwrap_or_default();
+        match crate::trap_text::classify(trap, store.data().memory.limit_hit, &stderr) {
+            crate::trap_text::TrapKind::MemoryLimit => {
+                format!("the per-request memory limit of {} MiB (--memory-limit)", self.config.memory_limit >> 20)
+            }
+            kind => kind.to_string(),
+        }
     }
 
     /// Sends `response` now and logs the request once its store is torn down.
@@ -247,6 +264,9 @@ impl Server {
                 _ => {}
             }
         }
+        if !run.stderr.trim().is_empty() {
+            tracing::warn!(target: "leashed::plugin", request = %label, "the plugin wrote to stderr:\n{}", run.stderr.trim_end());
+        }
         match &run.end {
             End::Trapped(why) => {
                 tracing::warn!(target: "leashed::access", request = %label, status = status.as_u16(), "the plugin trapped: {why}; {}", reclaimed(run))
@@ -294,14 +314,10 @@ async fn joined(guest: tokio::task::JoinHandle<GuestRun>) -> GuestRun {
                 report: nothing.store_report(),
                 summary: nothing.summary(),
                 still_open: Vec::new(),
+                stderr: String::new(),
             }
         }
     }
-}
-
-/// A trap as one line: its innermost cause.
-fn one_line(trap: &wasmtime::Error) -> String {
-    trap.root_cause().to_string().lines().next().unwrap_or_default().to_string()
 }
 
 /// A plain-text response from leashed itself.
