@@ -302,3 +302,36 @@ fn unusable_components_are_refused_with_one_line() {
     assert!(stderr.contains("exports no `wasi:http/incoming-handler@0.2.x`"), "{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
 }
+
+/// The host-wide cap end to end (`--host-max-connections 1`). A session parked by one request
+/// holds the only place, so a request that needs a new connection gets `limit-reached` (the
+/// plugin answers 500 with it, and the log names the cap), while a request that resumes the
+/// parked session is still served. Without reuse, each closed connection gives its place back.
+#[test]
+fn the_host_wide_connection_cap_refuses_past_it_and_places_come_back() {
+    items_table();
+    let mut args = database_args();
+    args.extend(["--host-max-connections".to_string(), "1".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut served = Served::start(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &args);
+    assert_eq!(served.get("/ok").status, 200, "{}", served.log());
+    let refused = served.get("/leak-reader");
+    assert_eq!(refused.status, 500, "{refused:?}");
+    assert!(refused.body.contains("connect: limit-reached"), "{refused:?}");
+    served.wait_for_log(
+        "the host-wide limit of 1 open connections (--host-max-connections) was reached",
+        Duration::from_secs(5),
+    );
+    assert_eq!(served.get("/ok").status, 200, "the parked session is resumed, needing no new place");
+    assert_eq!(sockets_to_port(served.pid(), db_port()), 1, "only the parked session is open");
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+
+    let mut served = serve(env!("LEASHED_FIXTURE_LEAKY_PLUGIN"), &["--host-max-connections", "1"]);
+    for path in ["/ok", "/leak-connection", "/ok", "/leak-connection", "/ok"] {
+        assert_eq!(served.get(path).status, 200, "{path}: {}", served.log());
+    }
+    assert_eq!(sockets_to_port(served.pid(), db_port()), 0, "{}", served.log());
+    let (code, log) = served.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}

@@ -258,6 +258,10 @@ impl Server {
                 Event::Denied { host, port, .. } => {
                     tracing::warn!(target: "leashed::policy", request = %label, "connecting to {host}:{port} was denied by the allowlist")
                 }
+                // The host-wide cap (`--host-max-connections`) is the one limit not per request.
+                Event::LimitReached { what, limit, .. } if what.ends_with("of the host") => {
+                    tracing::warn!(target: "leashed::policy", request = %label, "the host-wide limit of {limit} open connections (--host-max-connections) was reached")
+                }
                 Event::LimitReached { what, limit, .. } => {
                     tracing::warn!(target: "leashed::policy", request = %label, "the per-request limit of {limit} {what} was reached")
                 }
