@@ -1,7 +1,8 @@
 //! A cap on open connections shared by every instance of a host (`Policy::host_connections`):
 //! each connection holds a permit from its connect until its socket closes, so past the cap a
 //! `connect` of any instance gets `limit-reached`, whatever that instance's own limits allow.
-//! A parked socket keeps its permit: it is an open connection of the host.
+//! A parked socket keeps its permit: it is an open connection of the host. At the cap, a connect
+//! closes the socket parked longest to take its place (`net::tcp`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

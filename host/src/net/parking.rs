@@ -120,6 +120,23 @@ impl ParkingLot {
         keys.retain(|_, queue| !queue.is_empty());
     }
 
+    /// Closes the parked socket that has waited longest, under any key, so that a connect
+    /// refused by the host-wide cap can have its place; `false` if nothing is parked.
+    pub fn close_longest_parked(&self) -> bool {
+        let mut keys = self.keys();
+        let oldest = keys
+            .iter()
+            .filter_map(|(key, queue)| queue.front().map(|parked| (parked.parked_at, key.clone())))
+            .min_by_key(|(parked_at, _)| *parked_at);
+        let Some((_, key)) = oldest else { return false };
+        let queue = keys.get_mut(&key).expect("the key was just found");
+        drop(queue.pop_front());
+        if queue.is_empty() {
+            keys.remove(&key);
+        }
+        true
+    }
+
     /// How many sockets are parked.
     pub fn len(&self) -> usize {
         self.keys().values().map(VecDeque::len).sum()

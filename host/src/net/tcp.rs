@@ -348,7 +348,7 @@ async fn connect(
     check_limits(state, HandleKind::Connection)?;
     let permit = match &state.policy.host_connections {
         None => None,
-        Some(budget) => match budget.try_take() {
+        Some(budget) => match place_under_the_cap(budget, state.policy.reuse.as_ref()) {
             Some(permit) => Some(permit),
             None => {
                 state.audit.limit_reached("open connections of the host", budget.max());
@@ -368,6 +368,22 @@ async fn connect(
     )?;
     let guard = state.audit.lend(HandleKind::Connection, None, &socket, site);
     Ok(state.table.push(LentConnection { socket, guard, dropped_by_guest: false, park: None })?)
+}
+
+/// A place under the host-wide cap. At the cap, idle parked sessions give theirs up, the one
+/// parked longest first: a connect someone needs now is worth more than a session kept in case.
+fn place_under_the_cap(
+    budget: &std::sync::Arc<crate::net::budget::ConnectionBudget>,
+    reuse: Option<&crate::net::parking::SessionReuse>,
+) -> Option<crate::net::budget::BudgetPermit> {
+    loop {
+        if let Some(permit) = budget.try_take() {
+            return Some(permit);
+        }
+        if !reuse.is_some_and(|reuse| reuse.lot.close_longest_parked()) {
+            return None;
+        }
+    }
 }
 
 /// Refuses with `limit-reached` past the store's connection or handle limit.
