@@ -168,6 +168,22 @@ fn is_clear(error: &MysqlError) -> bool {
     )
 }
 
+/// What each case must end with: the README's table.
+fn expected(stage: Stage, fault: Fault) -> &'static str {
+    let server_falls_silent = matches!(stage, Stage::Greeting | Stage::AuthSwitch | Stage::LocalInfile);
+    match (stage, fault) {
+        (_, Fault::Drip { .. }) => "ok",
+        (_, Fault::Stall) => "timed out",
+        (Stage::TlsHandshake, _) => "tls",
+        (_, Fault::CutServer { .. } | Fault::CutClient { .. } | Fault::Reset) => "reset",
+        (_, Fault::FlipHeaderByte) => "protocol",
+        // The server sends nothing after the packet, so the client waits for the rest of it.
+        (_, Fault::Truncate) if server_falls_silent => "timed out",
+        // More packets follow: the slip shows in the next header's sequence id, at once.
+        (_, Fault::Truncate) => "protocol",
+    }
+}
+
 fn short(error: &MysqlError) -> String {
     match error {
         MysqlError::Io(ErrorCode::ConnectionReset) => "reset".into(),
@@ -218,6 +234,9 @@ async fn case(stage: Stage, fault: Fault) -> Result<String, String> {
         (Err(error), _) => {
             if !is_clear(error) {
                 return Err(format!("not an io, protocol or timed-out error: {error:?}"));
+            }
+            if short(error) != expected(stage, fault) {
+                return Err(format!("ended with {error:?}, not {}", expected(stage, fault)));
             }
             let text = leashed::error_text::describe(error, &format!("127.0.0.1:{}", proxy.addr.port()));
             if !text.contains(&format!("127.0.0.1:{}", proxy.addr.port())) {

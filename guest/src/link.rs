@@ -28,8 +28,17 @@ pub struct Link {
     reader: Reader,
     connection: Connection,
     codec: PacketCodec,
+    /// The sequence id the next packet either way carries, kept alongside the codec's (which it
+    /// does not expose), so a wrong one is caught from its header, before the packet's length
+    /// is waited for.
+    next_seq: u8,
     rx: BytesMut,
     tx: BytesMut,
+}
+
+/// How many packets (chunks, each with its own sequence id) a payload of `len` bytes takes.
+fn chunks(len: usize) -> u8 {
+    (len / MAX_CHUNK + 1) as u8
 }
 
 /// Releases a connection and whichever of its streams were lent: the writer, then the reader,
@@ -83,6 +92,7 @@ impl Link {
             reader,
             connection,
             codec: PacketCodec::default(),
+            next_seq: 0,
             rx: BytesMut::with_capacity(READ_CHUNK as usize),
             tx: BytesMut::new(),
         }
@@ -119,6 +129,7 @@ impl Link {
     /// Starts a new command: packet sequence numbers restart at 0.
     pub fn begin_command(&mut self) {
         self.codec.reset_seq_id();
+        self.next_seq = 0;
     }
 
     /// Frames `payload` as the next packet and writes it.
@@ -136,6 +147,7 @@ impl Link {
                 return Err(protocol("a command of 16 MiB or more cannot be pipelined"));
             }
             self.codec.reset_seq_id();
+            self.next_seq = 0;
             self.frame(payload)?;
         }
         self.write_framed()
@@ -143,7 +155,9 @@ impl Link {
 
     /// Frames `payload` as the next packet into the write buffer.
     fn frame(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.codec.encode(&mut &payload[..], &mut self.tx).map_err(|e| protocol(format!("cannot frame packet: {e}")))
+        self.codec.encode(&mut &payload[..], &mut self.tx).map_err(|e| protocol(format!("cannot frame packet: {e}")))?;
+        self.next_seq = self.next_seq.wrapping_add(chunks(payload.len()));
+        Ok(())
     }
 
     /// Writes everything framed so far.
@@ -158,14 +172,27 @@ impl Link {
     pub fn next_reply(&mut self) {
         self.codec.reset_seq_id();
         let _ = self.codec.encode(&mut &[][..], &mut BytesMut::new());
+        self.next_seq = 1;
     }
 
     /// Reads the next whole packet, asking the host for more bytes as needed.
     pub fn recv(&mut self) -> Result<Vec<u8>, Error> {
         let mut packet = Vec::new();
         loop {
+            // The codec checks the sequence id once the whole packet is in; a packet that is out
+            // of order (the stream slipped, e.g. after a truncated packet) is caught from its
+            // header instead, rather than after waiting for a length read from the wrong bytes.
+            if packet.is_empty() && self.rx.len() >= 4 && self.rx[3] != self.next_seq {
+                let (expected, got) = (self.next_seq, self.rx[3]);
+                return Err(protocol(format!(
+                    "bad packet framing: Packets out of sync (expected sequence id {expected}, got {got})"
+                )));
+            }
             match self.codec.decode(&mut self.rx, &mut packet) {
-                Ok(true) => return Ok(packet),
+                Ok(true) => {
+                    self.next_seq = self.next_seq.wrapping_add(chunks(packet.len()));
+                    return Ok(packet);
+                }
                 Ok(false) => {}
                 Err(e) => return Err(protocol(format!("bad packet framing: {e}"))),
             }
