@@ -107,9 +107,15 @@ fn after_a_trap_the_final_line_says_what_was_reclaimed() {
     assert_eq!(out.status.code(), Some(1));
     // The trap's kind, told from the guest's stderr, which is still passed on.
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("trapped: a panic (at trap-mid-read/src/lib.rs:16:9: parser bug after reading 4 bytes)"), "{stdout}");
+    assert!(
+        stdout.contains("trapped: a panic (at trap-mid-read/src/lib.rs:16:9: parser bug after reading 4 bytes)"),
+        "{stdout}"
+    );
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("panicked at trap-mid-read/src/lib.rs:16:9:\nparser bug after reading 4 bytes"), "{stderr}");
+    assert!(
+        stderr.contains("panicked at trap-mid-read/src/lib.rs:16:9:\nparser bug after reading 4 bytes"),
+        "{stderr}"
+    );
     assert!(
         stderr.ends_with(
             "audit: 2 handles lent, 0 released by the guest, 2 reclaimed after the trap, 0 open (their sockets are closed)\n"

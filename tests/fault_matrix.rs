@@ -115,7 +115,9 @@ async fn drive(
             instance.query(conn, QUERY_SQL).await.unwrap().map(|sets| assert_eq!(sets[0].rows, [[Value::Int(1)]]))
         }
         Stage::Query => instance.query(conn, QUERY_SQL).await.unwrap().map(|sets| assert_eq!(sets[0].rows.len(), 1)),
-        Stage::MidResult => instance.query(conn, ROWS_SQL).await.unwrap().map(|sets| assert_eq!(sets[0].rows.len(), 2000)),
+        Stage::MidResult => {
+            instance.query(conn, ROWS_SQL).await.unwrap().map(|sets| assert_eq!(sets[0].rows.len(), 2000))
+        }
         Stage::PreparedExecute => execute_statement(instance, conn).await,
         Stage::NextBatch => next_batches(instance, conn, proxy).await,
         Stage::LocalInfile => {

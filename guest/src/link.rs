@@ -155,7 +155,9 @@ impl Link {
 
     /// Frames `payload` as the next packet into the write buffer.
     fn frame(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.codec.encode(&mut &payload[..], &mut self.tx).map_err(|e| protocol(format!("cannot frame packet: {e}")))?;
+        self.codec
+            .encode(&mut &payload[..], &mut self.tx)
+            .map_err(|e| protocol(format!("cannot frame packet: {e}")))?;
         self.next_seq = self.next_seq.wrapping_add(chunks(payload.len()));
         Ok(())
     }

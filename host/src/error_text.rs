@@ -10,7 +10,9 @@ pub fn describe(error: &MysqlError, server: &str) -> String {
     let from_server = |e: &ServerError| format!("ERROR {} ({}): {}", e.code, e.sql_state, e.message);
     match error {
         MysqlError::Server(e) | MysqlError::Auth(e) => from_server(e),
-        MysqlError::Io(ErrorCode::Denied) => format!("error: connecting to {server} was denied by the host's allowlist"),
+        MysqlError::Io(ErrorCode::Denied) => {
+            format!("error: connecting to {server} was denied by the host's allowlist")
+        }
         MysqlError::Io(ErrorCode::TimedOut) => {
             format!("error: {server} did not answer in time (the connect, read or write timeout passed)")
         }

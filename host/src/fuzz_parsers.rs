@@ -6,6 +6,7 @@
 use crate::mysql_url::MysqlUrl;
 use crate::net::allowlist::AllowEntry;
 use crate::param::parse_param;
+use fastrand::Rng;
 use std::time::{Duration, Instant};
 
 const URLS: &[&str] =
@@ -17,30 +18,16 @@ const PARAMS: &[&str] =
 /// Characters that mean something to these parsers.
 const INTERESTING: &[char] = &[':', '/', '@', '%', '[', ']', '-', '.', '*', '?', '#', '0', '9', 'é', '\0', ' '];
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn mutate(rng: &mut Rng, seed: &str) -> String {
     let mut chars: Vec<char> = seed.chars().collect();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(chars.len() + 1);
-        match rng.below(4) {
+    for _ in 0..1 + rng.usize(..4) {
+        let at = rng.usize(..chars.len() + 1);
+        match rng.usize(..4) {
             0 if at < chars.len() => {
                 chars.remove(at);
             }
-            1 => chars.insert(at, INTERESTING[rng.below(INTERESTING.len())]),
-            2 => chars.insert(at, char::from_u32(rng.below(0x3000) as u32).unwrap_or('x')),
+            1 => chars.insert(at, INTERESTING[rng.usize(..INTERESTING.len())]),
+            2 => chars.insert(at, char::from_u32(rng.u32(..0x3000)).unwrap_or('x')),
             _ => chars.truncate(at),
         }
     }
@@ -48,11 +35,12 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
 }
 
 fn fuzz(name: &str, seeds: &[&str], parse: impl Fn(&str) + std::panic::RefUnwindSafe, budget: Duration) -> Vec<String> {
-    let mut rng = Rng(std::env::var("LEASHED_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed));
+    let mut rng =
+        Rng::with_seed(std::env::var("LEASHED_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed));
     let (mut inputs, mut panics, mut slowest) = (0u64, Vec::new(), Duration::ZERO);
     let until = Instant::now() + budget;
     while Instant::now() < until {
-        let pick = rng.below(seeds.len());
+        let pick = rng.usize(..seeds.len());
         let input = mutate(&mut rng, seeds[pick]);
         let started = Instant::now();
         if std::panic::catch_unwind(|| parse(&input)).is_err() && panics.len() < 5 {

@@ -92,9 +92,10 @@ impl AuditedInstance {
         let called = func.call_async(&mut self.store, &params, &mut results).await;
         audit.end_call(id, called.is_err());
         let guest_stderr = stderr.map(|tail| tail.since(mark)).unwrap_or_default();
-        let trap_kind = called.as_ref().err().map(|trap| {
-            crate::trap_text::classify(trap, self.store.data().memory.limit_hit, &guest_stderr)
-        });
+        let trap_kind = called
+            .as_ref()
+            .err()
+            .map(|trap| crate::trap_text::classify(trap, self.store.data().memory.limit_hit, &guest_stderr));
         let result = called
             .map(|()| results.iter().map(|v| wasm_wave::to_string(v).unwrap_or_else(|e| format!("<{e}>"))).collect());
         let report = audit.call_report(id);

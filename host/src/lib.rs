@@ -27,9 +27,9 @@ pub mod bindings;
 pub mod component;
 pub mod compose;
 pub mod error_text;
-pub mod guest_stderr;
 #[cfg(test)]
 mod fuzz_parsers;
+pub mod guest_stderr;
 pub mod instance;
 pub mod invoke;
 pub mod memory;

@@ -92,16 +92,21 @@ mod tests {
 
     #[test]
     fn each_kind_is_told_apart() {
-        let panic = "thread '<unnamed>' panicked at src/lib.rs:10:5:\nindex out of bounds\nnote: run with `RUST_BACKTRACE=1`\n";
+        let panic =
+            "thread '<unnamed>' panicked at src/lib.rs:10:5:\nindex out of bounds\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(
             classify(&unreachable(), false, panic),
             TrapKind::Panic(Some("at src/lib.rs:10:5: index out of bounds".into()))
         );
-        assert_eq!(classify(&unreachable(), false, "memory allocation of 1000000 bytes failed\n"), TrapKind::OutOfMemory);
+        assert_eq!(
+            classify(&unreachable(), false, "memory allocation of 1000000 bytes failed\n"),
+            TrapKind::OutOfMemory
+        );
         assert_eq!(classify(&unreachable(), true, ""), TrapKind::MemoryLimit);
         let overflow = wasmtime::Error::new(wasmtime::Trap::StackOverflow);
         assert_eq!(classify(&overflow, false, ""), TrapKind::StackOverflow);
-        let children = wasmtime::format_err!("resource has children: connection #1 was dropped while its reader #2 still lent");
+        let children =
+            wasmtime::format_err!("resource has children: connection #1 was dropped while its reader #2 still lent");
         assert!(matches!(classify(&children, false, ""), TrapKind::DropRule(w) if w.contains("reader #2")));
         let python = "Traceback (most recent call last):\n  File \"app.py\", line 3\nValueError: bad\n";
         let TrapKind::Bug(what) = classify(&unreachable(), false, python) else { panic!() };

@@ -12,6 +12,7 @@ use super::login::{AuthPolicy, Credentials, Login};
 use super::query::{QueryResponse, QueryStep};
 use super::statement::{PrepareResponse, PrepareStep};
 use crate::bindings::exports::leashed::mysql::types::TlsMode;
+use fastrand::Rng;
 use mysql_common::constants::CapabilityFlags;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -138,58 +139,43 @@ fn run(target: Target, packets: &[Vec<u8>]) {
     }
 }
 
-/// xorshift64*: small, fast, and the same inputs for the same seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Bytes that mean something in the protocol: length-encoded integer markers, header bytes.
 const INTERESTING: [u8; 8] = [0x00, 0x01, 0x7f, 0xfb, 0xfc, 0xfd, 0xfe, 0xff];
 
 /// A few random edits of one packet of a seed conversation (or of its order).
 fn mutate(rng: &mut Rng, seed: &[&[u8]]) -> Vec<Vec<u8>> {
     let mut packets: Vec<Vec<u8>> = seed.iter().map(|p| p.to_vec()).collect();
-    for _ in 0..1 + rng.below(4) {
-        let i = rng.below(packets.len());
+    for _ in 0..1 + rng.usize(..4) {
+        let i = rng.usize(..packets.len());
         let packet = &mut packets[i];
-        match rng.below(8) {
+        match rng.usize(..8) {
             0 if !packet.is_empty() => {
-                let at = rng.below(packet.len());
-                packet[at] ^= 1 << rng.below(8);
+                let at = rng.usize(..packet.len());
+                packet[at] ^= 1 << rng.usize(..8);
             }
             1 if !packet.is_empty() => {
-                let at = rng.below(packet.len());
-                packet[at] = INTERESTING[rng.below(INTERESTING.len())];
+                let at = rng.usize(..packet.len());
+                packet[at] = INTERESTING[rng.usize(..INTERESTING.len())];
             }
-            2 => packet.truncate(rng.below(packet.len() + 1)),
+            2 => packet.truncate(rng.usize(..packet.len() + 1)),
             3 => {
-                let at = rng.below(packet.len() + 1);
-                let extra: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+                let at = rng.usize(..packet.len() + 1);
+                let extra: Vec<u8> = (0..1 + rng.usize(..16)).map(|_| rng.u8(..)).collect();
                 packet.splice(at..at, extra);
             }
             4 if !packet.is_empty() => {
-                let at = rng.below(packet.len());
+                let at = rng.usize(..packet.len());
                 packet[at..].iter_mut().take(8).for_each(|b| *b = 0xff);
             }
             5 => {
-                let copy = packets[rng.below(packets.len())].clone();
-                packets.insert(rng.below(packets.len() + 1), copy);
+                let copy = packets[rng.usize(..packets.len())].clone();
+                packets.insert(rng.usize(..packets.len() + 1), copy);
             }
             6 if packets.len() > 1 => {
-                packets.remove(rng.below(packets.len()));
+                packets.remove(rng.usize(..packets.len()));
             }
             _ => {
-                let random: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
+                let random: Vec<u8> = (0..rng.usize(..64)).map(|_| rng.u8(..)).collect();
                 packets[i] = random;
             }
         }
@@ -207,11 +193,11 @@ struct Found {
 
 fn fuzz(target: Target, budget: Duration, seed: u64) -> Found {
     let seeds = seeds(target);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let mut found = Found { inputs: 0, panics: Vec::new(), slowest: Duration::ZERO, largest_allocation: 0 };
     let until = Instant::now() + budget;
     while Instant::now() < until {
-        let pick = rng.below(seeds.len());
+        let pick = rng.usize(..seeds.len());
         let input = mutate(&mut rng, &seeds[pick]);
         LARGEST.store(0, Ordering::Relaxed);
         let started = Instant::now();

@@ -5,10 +5,10 @@ use super::query_input::{server_url, sql_text};
 use super::{EXIT_FAILED, EXIT_OK, seconds, usage_of};
 use clap::ValueEnum;
 use leashed::bindings::{ConnectOptions, MysqlError, TlsMode};
-use leashed::trap_text::TrapKind;
 use leashed::mysql_url::MysqlUrl;
 use leashed::render::stream::{JsonStream, SetPrinter, TableStream};
 use leashed::render::{json::to_json, table::to_table};
+use leashed::trap_text::TrapKind;
 use leashed::{Allowlist, ComponentSource, Policy, Runtime};
 use std::path::PathBuf;
 

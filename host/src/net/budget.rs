@@ -7,6 +7,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// What the audit's `limit-reached` event says the host-wide cap limits (the other limits are
+/// an instance's own).
+pub const HOST_WIDE_LIMIT: &str = "open connections of the host";
+
 /// The shared cap. Cheap to share: every policy that should count against it holds an `Arc`.
 #[derive(Debug)]
 pub struct ConnectionBudget {

@@ -351,7 +351,7 @@ async fn connect(
         Some(budget) => match place_under_the_cap(budget, state.policy.reuse.as_ref()) {
             Some(permit) => Some(permit),
             None => {
-                state.audit.limit_reached("open connections of the host", budget.max());
+                state.audit.limit_reached(crate::net::budget::HOST_WIDE_LIMIT, budget.max());
                 return Err(ErrorCode::LimitReached.into());
             }
         },

@@ -259,7 +259,7 @@ impl Server {
                     tracing::warn!(target: "leashed::policy", request = %label, "connecting to {host}:{port} was denied by the allowlist")
                 }
                 // The host-wide cap (`--host-max-connections`) is the one limit not per request.
-                Event::LimitReached { what, limit, .. } if what.ends_with("of the host") => {
+                Event::LimitReached { what, limit, .. } if *what == crate::net::budget::HOST_WIDE_LIMIT => {
                     tracing::warn!(target: "leashed::policy", request = %label, "the host-wide limit of {limit} open connections (--host-max-connections) was reached")
                 }
                 Event::LimitReached { what, limit, .. } => {

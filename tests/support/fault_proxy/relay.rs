@@ -30,15 +30,13 @@ pub async fn run(client: TcpStream, server: TcpStream, phase: Phase, fault: Faul
             read = relay.client.read(&mut client_chunk) => (true, read),
             read = relay.server.read(&mut server_chunk) => (false, read),
         };
+        let (buf, chunk) =
+            if from_the_client { (&mut from_client, &client_chunk) } else { (&mut from_server, &server_chunk) };
         let flow = match read {
             Ok(0) | Err(_) => Flow::Close,
-            Ok(n) if from_the_client => {
-                from_client.extend_from_slice(&client_chunk[..n]);
-                relay.client_frames(&mut from_client).await
-            }
             Ok(n) => {
-                from_server.extend_from_slice(&server_chunk[..n]);
-                relay.server_frames(&mut from_server).await
+                buf.extend_from_slice(&chunk[..n]);
+                relay.frames(buf, from_the_client).await
             }
         };
         match flow {
@@ -115,9 +113,10 @@ impl<'a> Relay<'a> {
         }
     }
 
-    async fn client_frames(&mut self, buf: &mut Vec<u8>) -> Flow {
+    /// Handles every whole frame in `buf`, from the client or from the server.
+    async fn frames(&mut self, buf: &mut Vec<u8>, from_the_client: bool) -> Flow {
         while let Some(frame) = self.framing.take(buf) {
-            let flow = self.client_frame(frame).await;
+            let flow = if from_the_client { self.client_frame(frame).await } else { self.server_frame(frame).await };
             if !matches!(flow, Flow::Continue) {
                 return flow;
             }
@@ -159,24 +158,12 @@ impl<'a> Relay<'a> {
         }
     }
 
-    async fn server_frames(&mut self, buf: &mut Vec<u8>) -> Flow {
-        while let Some(frame) = self.framing.take(buf) {
-            let flow = self.server_frame(frame).await;
-            if !matches!(flow, Flow::Continue) {
-                return flow;
-            }
-        }
-        Flow::Continue
-    }
-
     async fn server_frame(&mut self, mut frame: Vec<u8>) -> Flow {
         if self.framing == Framing::Mysql && frames::is_local_infile_request(&frame) {
             self.infile_requested = true;
         }
-        let strikes = self.server_armed
-            && !self.fired
-            && !self.fault.on_client()
-            && self.answer_bytes >= self.phase.server_skip;
+        let strikes =
+            self.server_armed && !self.fired && !self.fault.on_client() && self.answer_bytes >= self.phase.server_skip;
         if self.server_armed {
             self.answer_bytes += frame.len();
         }
