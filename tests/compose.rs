@@ -1,5 +1,7 @@
 //! `leashed compose`: the example plugin plugged with the embedded MySQL guest imports only WASI
-//! and leashed:net, runs under `leashed serve` as it is, and bad plugins get one clear line.
+//! and leashed:net (its socket and session-reuse interfaces), `leashed serve` refuses such a
+//! component (it imports session reuse, which serve lends only to a guest it composes itself),
+//! and bad plugins get one clear line.
 
 use leashed::compose::Interfaces;
 use leashed_tests::served::{Served, leashed_bin};
@@ -23,24 +25,37 @@ fn composed_plugin_imports_only_wasi_and_leashed_net() {
     let foreign: Vec<_> =
         interfaces.imports.iter().filter(|i| !i.starts_with("wasi:") && !i.starts_with("leashed:net/")).collect();
     assert!(foreign.is_empty(), "imports other than WASI and leashed:net: {foreign:?}");
-    assert!(interfaces.imports.iter().any(|i| i.starts_with("leashed:net/tcp@0.1")), "{:?}", interfaces.imports);
+    assert!(interfaces.imports.iter().any(|i| i.starts_with("leashed:net/tcp@0.2")), "{:?}", interfaces.imports);
+    // The guest inside parks and resumes sessions.
+    assert!(interfaces.imports.iter().any(|i| i.starts_with("leashed:net/reuse@0.2")), "{:?}", interfaces.imports);
     assert!(interfaces.exports_incoming_handler(), "{:?}", interfaces.exports);
 }
 
-/// The composed file is served as it is (no second composition) and answers like the plugin.
+/// A composed file is refused by `leashed serve` with exit 2 and one line: it carries a MySQL
+/// guest that imports session reuse, and serve lends reuse only to the guest it plugs in itself
+/// (so no component it did not compose can park or resume sockets). The plugin as built is
+/// served.
 #[test]
-fn composed_plugin_serves_without_further_steps() {
+fn a_composed_plugin_is_refused_by_serve_and_the_plugin_as_built_is_served() {
     let output = std::env::temp_dir().join(format!("leashed-composed-serve-{}.wasm", std::process::id()));
     assert_eq!(compose(env!("LEASHED_PLUGIN_ITEMS_RUST"), &output).status.code(), Some(0));
     let url = url(Account::Native);
     let database = format!("DATABASE_URL={}", std::env::var("LEASHED_TEST_NATIVE_URL").unwrap());
     let allow = format!("{}:{}", url.host, url.port);
-    let mut served = Served::start(output.to_str().unwrap(), &["--allow", &allow, "--env", &database]);
+    let refused = Command::new(leashed_bin())
+        .args(["serve", output.to_str().unwrap(), "--listen", "127.0.0.1:0", "--allow", &allow, "--env", &database])
+        .output()
+        .unwrap();
     let _ = std::fs::remove_file(&output);
-    assert!(served.log().contains("composed_with_mysql_guest=false"), "{}", served.log());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("imports `leashed:net/reuse@0.2.0` (session reuse)"), "{stderr}");
+
+    let mut served = Served::start(env!("LEASHED_PLUGIN_ITEMS_RUST"), &["--allow", &allow, "--env", &database]);
+    assert!(served.log().contains("composed_with_mysql_guest=true"), "{}", served.log());
     assert_eq!(served.get("/nowhere").status, 404);
-    let ping = served.get("/items/abc");
-    assert_eq!(ping.status, 400, "{ping:?}");
+    assert_eq!(served.get("/items/abc").status, 400);
 }
 
 /// A component that is no plugin (no incoming handler) is refused with exit 2 and one line.

@@ -111,7 +111,7 @@ fn a_python_leak_is_reported_with_interpreter_frames_folded() {
     let log = served.log();
     assert!(log.contains("request=GET /leak-connection status=500"), "{log}");
     assert!(log.contains("#0 leashed_guest::link::Link::connect"), "{log}");
-    assert!(log.contains("leashed:mysql/connection@0.1.0#[static]connection.open"), "{log}");
+    assert!(log.contains("leashed:mysql/connection@0.2.0#[static]connection.open"), "{log}");
     assert!(log.contains(" CPython interpreter frames …"), "{log}");
     assert!(!log.contains("_PyEval_EvalFrameDefault"), "interpreter frames are not folded:\n{log}");
     assert_eq!(served.get("/ok").status, 200, "{}", served.log());

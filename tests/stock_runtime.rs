@@ -82,7 +82,7 @@ fn composed_for_wasi_sockets_the_imports_are_all_wasi() {
     let _ = std::fs::remove_file(&guest);
     assert!(interfaces.imports.iter().all(|name| name.starts_with("wasi:")), "{interfaces:?}");
     // The client, and the contract its error codes come from, so one plug satisfies a consumer.
-    for export in ["leashed:mysql/connection@0.1.0", "leashed:net/tcp@0.1.0"] {
+    for export in ["leashed:mysql/connection@0.2.0", "leashed:net/tcp@0.2.0"] {
         assert!(interfaces.exports.iter().any(|name| name == export), "{export}: {interfaces:?}");
     }
 }

@@ -6,6 +6,7 @@
 //! stream is ever forgotten (the PyMySQL bug this project exists for).
 
 use crate::bindings::exports::leashed::mysql::types::Error;
+use crate::bindings::leashed::net::reuse;
 use crate::bindings::leashed::net::tcp::{
     ConnectOptions, Connection, ErrorCode, Reader, ShutdownType, TlsOptions, Writer,
 };
@@ -74,7 +75,7 @@ impl Link {
     /// Takes over a connection another instance parked under `key` (session reuse), with the
     /// state it parked; `None` when nothing is parked, or its streams cannot be lent.
     pub fn resume(key: &str) -> Option<(Link, Vec<u8>)> {
-        let (connection, state) = Connection::resume(key)?;
+        let (connection, state) = reuse::resume(key)?;
         let Ok(reader) = connection.reader() else {
             release(None, None, connection);
             return None;
@@ -101,7 +102,7 @@ impl Link {
     /// Asks the host to park the connection for another instance (session reuse) once it is
     /// released, instead of closing it. Whether the host will.
     pub fn offer_for_reuse(&self, key: &str, state: &[u8]) -> bool {
-        self.connection.park(key, state).is_ok()
+        reuse::park(&self.connection, key, state).is_ok()
     }
 
     /// Withdraws an offer: a connection shut down is never parked. For a session that turned

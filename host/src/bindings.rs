@@ -1,4 +1,5 @@
-//! Host bindings generated from `wit/` (world `leashed:mysql/client`).
+//! Host bindings generated from `wit/` (world `leashed:mysql/client`: leashed:net's `tcp` and
+//! `reuse` imports, leashed:mysql's exports).
 //!
 //! Every leashed:net import is async (tokio I/O) and trappable: a bad handle or a strict-policy
 //! violation traps, while socket failures come back to the guest as `error-code`. The imports
@@ -12,7 +13,7 @@ wasmtime::component::bindgen!({
     imports: {
         // These get the store, to capture the guest's backtrace.
         "leashed:net/tcp.[static]connection.connect": async | store | trappable,
-        "leashed:net/tcp.[static]connection.resume": async | store | trappable,
+        "leashed:net/reuse.resume": async | store | trappable,
         "leashed:net/tcp.[method]connection.reader": async | store | trappable,
         "leashed:net/tcp.[method]connection.writer": async | store | trappable,
         "leashed:net/tcp.[method]reader.read": async | store | trappable,

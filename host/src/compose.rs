@@ -12,11 +12,13 @@ use wac_graph::{CompositionGraph, EncodeOptions, NodeKind, types::Package};
 use wasmtime::{bail, format_err};
 
 /// The leashed:mysql version the embedded guest exports; a plugin must import a compatible one.
-pub const MYSQL_VERSION: &str = "0.1.0";
+pub const MYSQL_VERSION: &str = "0.2.0";
 /// The leashed:net version this host provides.
-pub const NET_VERSION: &str = "0.1.0";
-/// The contract's one interface, which the wasi-sockets adapter exports.
-const NET_TCP: &str = "leashed:net/tcp@0.1.0";
+pub const NET_VERSION: &str = "0.2.0";
+/// The contract's socket interface, which the wasi-sockets adapter exports.
+const NET_TCP: &str = "leashed:net/tcp@0.2.0";
+/// Session reuse: only the MySQL guest that leashed composes itself may import it.
+pub const NET_REUSE: &str = "leashed:net/reuse";
 /// The export that makes a component an HTTP handler.
 pub const INCOMING_HANDLER: &str = "wasi:http/incoming-handler";
 
@@ -59,12 +61,23 @@ impl Interfaces {
 }
 
 /// Checks that `plugin` is a plugin leashed can serve: it exports a wasi:http 0.2 incoming
-/// handler, and imports nothing but WASI, leashed:net@0.1 and leashed:mysql@0.1.
+/// handler, and imports nothing but WASI, leashed:net/tcp@0.2 and leashed:mysql@0.2. Session
+/// reuse (leashed:net/reuse) is refused: a parked socket outlives the request, so only the MySQL
+/// guest that leashed plugs in itself may park and resume; a plugin that imports it, or a
+/// component composed elsewhere with a MySQL guest that does, could hold sockets past its
+/// request and take over other requests' sessions.
 pub fn check_plugin(interfaces: &Interfaces, what: &str) -> wasmtime::Result<()> {
     if !interfaces.exports_incoming_handler() {
         bail!(
             "{what} exports no `{INCOMING_HANDLER}@0.2.x` (it exports: {}); build it against the `leashed:mysql/plugin` world in wit/plugin.wit",
             list_or_nothing(&interfaces.exports)
+        );
+    }
+    if let Some(name) = interfaces.imports.iter().find(|name| interface_of(name) == NET_REUSE) {
+        bail!(
+            "{what} imports `{name}` (session reuse), which leashed serve offers only to the MySQL guest it plugs in \
+             itself: a plugin must not park or resume sockets. Build the plugin against leashed:mysql (wit/plugin.wit) \
+             and serve it uncomposed; leashed composes it with its own guest"
         );
     }
     for name in &interfaces.imports {
@@ -256,7 +269,7 @@ mod tests {
     #[test]
     fn a_plugin_of_this_version_is_accepted() {
         let plugin = interfaces(
-            &["wasi:io/streams@0.2.12", "leashed:mysql/types@0.1.0", "leashed:mysql/connection@0.1.0"],
+            &["wasi:io/streams@0.2.12", "leashed:mysql/types@0.2.0", "leashed:mysql/connection@0.2.0"],
             &["wasi:http/incoming-handler@0.2.0"],
         );
         check_plugin(&plugin, "plugin").unwrap();
@@ -266,9 +279,24 @@ mod tests {
     /// Another leashed:mysql version is refused with both versions named.
     #[test]
     fn another_mysql_version_is_refused() {
-        let plugin = interfaces(&["leashed:mysql/connection@0.2.0"], &["wasi:http/incoming-handler@0.2.12"]);
+        let plugin = interfaces(&["leashed:mysql/connection@0.1.0"], &["wasi:http/incoming-handler@0.2.12"]);
         let error = check_plugin(&plugin, "plugin").unwrap_err().to_string();
-        assert!(error.contains("leashed:mysql/connection@0.2.0") && error.contains("leashed:mysql@0.1.0"), "{error}");
+        assert!(error.contains("leashed:mysql/connection@0.1.0") && error.contains("leashed:mysql@0.2.0"), "{error}");
+    }
+
+    /// A plugin (or a component composed elsewhere) that imports session reuse is refused,
+    /// whatever else it imports.
+    #[test]
+    fn a_plugin_importing_session_reuse_is_refused() {
+        for imports in [
+            &["leashed:net/tcp@0.2.0", "leashed:net/reuse@0.2.0"][..],
+            &["leashed:mysql/connection@0.2.0", "leashed:net/reuse@0.2.0"][..],
+            &["leashed:net/reuse@0.2.1"][..],
+        ] {
+            let plugin = interfaces(imports, &["wasi:http/incoming-handler@0.2.12"]);
+            let error = check_plugin(&plugin, "plugin 'p'").unwrap_err().to_string();
+            assert!(error.contains("imports `leashed:net/reuse@") && error.contains("session reuse"), "{error}");
+        }
     }
 
     /// An import leashed cannot provide is named.
@@ -300,7 +328,10 @@ mod tests {
     #[test]
     fn the_embedded_adapter_exports_leashed_net_over_wasi_alone() {
         let adapter = Interfaces::of(EMBEDDED_WASI_SOCKETS_ADAPTER, "the adapter").unwrap();
-        assert_eq!(adapter.exports, vec![format!("leashed:net/tcp@{NET_VERSION}")]);
+        assert_eq!(
+            adapter.exports,
+            vec![format!("leashed:net/tcp@{NET_VERSION}"), format!("leashed:net/reuse@{NET_VERSION}")]
+        );
         assert!(adapter.imports.iter().all(|name| name.starts_with("wasi:")), "{:?}", adapter.imports);
         assert!(adapter.imports.iter().any(|name| name.starts_with("wasi:sockets/tcp@")), "{:?}", adapter.imports);
     }

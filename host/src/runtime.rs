@@ -68,11 +68,14 @@ pub fn base_config() -> Config {
     config
 }
 
-/// A linker with WASI p2 and leashed:net, and nothing else.
+/// A linker with WASI p2 and leashed:net (`tcp` and `reuse`), and nothing else. Whether a
+/// component may import `reuse` is decided before it gets here (`compose::check_plugin` for
+/// served plugins); a store whose policy has no parking lot refuses every `park`.
 pub fn net_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     crate::bindings::leashed::net::tcp::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    crate::bindings::leashed::net::reuse::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
     Ok(linker)
 }
 
@@ -102,7 +105,7 @@ impl Runtime {
         let engine = engine()?;
         let (_, instance_pre) = prepare(&engine, source)?;
         let pre = ClientPre::new(instance_pre).with_context(|| {
-            format!("{} does not export the leashed:mysql client (leashed:mysql/connection@0.1.0)", source.describe())
+            format!("{} does not export the leashed:mysql client (leashed:mysql/connection@0.2.0)", source.describe())
         })?;
         Ok(Runtime { engine, pre })
     }

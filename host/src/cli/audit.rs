@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct AuditArgs {
-    /// The component (.wasm) to run. It may import WASI p2 and leashed:net@0.1.0, nothing else.
+    /// The component (.wasm) to run. It may import WASI p2 and leashed:net@0.2.0, nothing else.
     #[arg(value_name = "COMPONENT")]
     component: PathBuf,
 
@@ -116,7 +116,9 @@ pub async fn run(args: AuditArgs) -> u8 {
     let summary = teardown.audit.summary();
     eprint!("{}", teardown.report.to_text());
     leaked |= !teardown.report.is_clean();
-    if teardown.still_open.is_empty() {
+    if let Some(why) = &teardown.os_unreadable {
+        eprintln!("HOST PROBLEM: after teardown, {why}");
+    } else if teardown.still_open.is_empty() {
         eprintln!("teardown: every socket is closed (checked against /proc/self/fd)");
     } else {
         for m in &teardown.still_open {
@@ -128,15 +130,18 @@ pub async fn run(args: AuditArgs) -> u8 {
     }
     // After teardown nothing is open; what the host had to reclaim is said as such, with the
     // OS's word that those sockets are closed.
-    let closed =
-        if summary.reclaimed > 0 && teardown.still_open.is_empty() { " (their sockets are closed)" } else { "" };
+    let closed = if summary.reclaimed > 0 && teardown.still_open.is_empty() && teardown.os_unreadable.is_none() {
+        " (their sockets are closed)"
+    } else {
+        ""
+    };
     eprintln!("{summary}{closed}");
 
     if let Some(path) = &args.audit_json {
         let doc = serde_json::json!({
             "calls": calls_json,
             "store": teardown.report.to_json(),
-            "teardown": { "sockets_still_open": teardown.still_open },
+            "teardown": { "sockets_still_open": teardown.still_open, "os_unreadable": teardown.os_unreadable },
             "summary": { "lent": summary.lent, "released": summary.released, "open": summary.open, "reclaimed": summary.reclaimed },
         });
         let text = serde_json::to_string_pretty(&doc).expect("JSON of owned data");
@@ -145,7 +150,7 @@ pub async fn run(args: AuditArgs) -> u8 {
             return EXIT_FAILED;
         }
     }
-    if args.deny_leaks && (leaked || !teardown.still_open.is_empty()) {
+    if args.deny_leaks && (leaked || !teardown.still_open.is_empty() || teardown.os_unreadable.is_some()) {
         EXIT_LEAKED
     } else if trapped {
         EXIT_FAILED

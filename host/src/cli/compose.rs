@@ -12,9 +12,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct ComposeArgs {
-    /// The component: a plugin that imports leashed:mysql@0.1.0 and exports
+    /// The component: a plugin that imports leashed:mysql@0.2.0 and exports
     /// wasi:http/incoming-handler@0.2 (built against the `plugin` world in wit/plugin.wit); with
-    /// `--for wasi-sockets`, also any component that imports leashed:net@0.1.0. Omitted with
+    /// `--for wasi-sockets`, also any component that imports leashed:net@0.2.0. Omitted with
     /// `--for wasi-sockets`: the embedded MySQL guest.
     #[arg(value_name = "COMPONENT")]
     component: Option<PathBuf>,

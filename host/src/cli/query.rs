@@ -39,7 +39,7 @@ pub struct QueryArgs {
     format: Format,
 
     /// Run this component instead of the embedded leashed guest. It must export
-    /// leashed:mysql/connection@0.1.0.
+    /// leashed:mysql/connection@0.2.0.
     #[arg(long, value_name = "PATH")]
     component: Option<PathBuf>,
 
@@ -214,9 +214,10 @@ pub async fn run(args: QueryArgs) -> u8 {
             explain_trap(&instance, call, &trap, args.memory_limit);
             let (audit, still_open) = instance.teardown();
             let summary = audit.summary();
-            match still_open.len() {
-                0 => eprintln!("{summary}; every socket is closed (checked in /proc/self/fd)"),
-                n => eprintln!("{summary}; HOST BUG: {n} socket(s) still open after the teardown"),
+            match still_open.as_ref().map(Vec::len) {
+                Ok(0) => eprintln!("{summary}; every socket is closed (checked in /proc/self/fd)"),
+                Ok(n) => eprintln!("{summary}; HOST BUG: {n} socket(s) still open after the teardown"),
+                Err(why) => eprintln!("{summary}; HOST PROBLEM: {why}"),
             }
             EXIT_FAILED
         }

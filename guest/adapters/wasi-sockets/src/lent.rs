@@ -140,17 +140,6 @@ impl GuestConnection for LentConnection {
         Ok(connect::to_contract(address))
     }
 
-    /// Session reuse needs a host that outlives instances; on a stock runtime the adapter has
-    /// none, so nothing is parked: the guest then closes the connection as usual.
-    fn park(&self, _key: String, _state: Vec<u8>) -> Result<(), ErrorCode> {
-        Err(ErrorCode::InvalidState)
-    }
-
-    /// ... and nothing is ever parked to resume.
-    fn resume(_key: String) -> Option<(crate::exports::leashed::net::tcp::Connection, Vec<u8>)> {
-        None
-    }
-
     fn start_tls(&self, options: TlsOptions) -> Result<(), ErrorCode> {
         let mut session = self.session.borrow_mut();
         session.usable()?;

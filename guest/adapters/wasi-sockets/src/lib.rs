@@ -38,5 +38,22 @@ impl exports::leashed::net::tcp::Guest for Adapter {
     type Writer = lent::LentWriter;
 }
 
+/// Session reuse needs a host that outlives instances; on a stock runtime the adapter has none,
+/// so nothing is parked (the guest then closes the connection as usual) and nothing is resumed.
+#[cfg(target_arch = "wasm32")]
+impl exports::leashed::net::reuse::Guest for Adapter {
+    fn park(
+        _conn: exports::leashed::net::tcp::ConnectionBorrow<'_>,
+        _key: String,
+        _state: Vec<u8>,
+    ) -> Result<(), exports::leashed::net::tcp::ErrorCode> {
+        Err(exports::leashed::net::tcp::ErrorCode::InvalidState)
+    }
+
+    fn resume(_key: String) -> Option<(exports::leashed::net::tcp::Connection, Vec<u8>)> {
+        None
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 export!(Adapter);
