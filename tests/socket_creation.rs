@@ -13,7 +13,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 /// Sockets open now that were not open `before`.
 fn new_sockets(before: &[u64]) -> Vec<u64> {
-    open_socket_inodes().into_iter().filter(|i| !before.contains(i)).collect()
+    open_socket_inodes().expect("/proc/self/fd is readable").into_iter().filter(|i| !before.contains(i)).collect()
 }
 
 /// A server outside the allowlist gets `denied`, the audit records the denial, nothing is lent
@@ -25,7 +25,7 @@ async fn address_outside_the_allowlist_is_denied_before_any_socket() {
     let policy = Policy::allowing(Allowlist::new([MysqlUrl { port: server.port + 1, ..server.clone() }.allow_entry()]));
     let _serial = ONE_AT_A_TIME.lock().await;
     let mut instance = runtime().instantiate(policy).await.unwrap();
-    let before = open_socket_inodes();
+    let before = open_socket_inodes().expect("/proc/self/fd is readable");
     let error = instance.open(&options(&server)).await.unwrap().expect_err("denied");
     assert_eq!(error, MysqlError::Io(ErrorCode::Denied));
     assert_eq!(new_sockets(&before), Vec::<u64>::new(), "a socket was created for a denied connect");
@@ -44,7 +44,7 @@ async fn connect_refused_leaves_nothing() {
     let policy = Policy::allowing(Allowlist::new([target.allow_entry()]));
     let _serial = ONE_AT_A_TIME.lock().await;
     let mut instance = runtime().instantiate(policy).await.unwrap();
-    let before = open_socket_inodes();
+    let before = open_socket_inodes().expect("/proc/self/fd is readable");
     let error = instance.open(&options(&target)).await.unwrap().expect_err("refused");
     assert_eq!(error, MysqlError::Io(ErrorCode::ConnectionRefused));
     assert_eq!(instance.audit().summary().lent, 0);

@@ -280,7 +280,7 @@ impl GuestInstance {
     /// Drops the store, which releases every handle the guest still held (after a trap, all it
     /// had), and asks the OS whether any of their sockets is still open (a host bug if so).
     /// The audit stays readable.
-    pub fn teardown(self) -> (Audit, Vec<crate::audit::report::OsMismatch>) {
+    pub fn teardown(self) -> (Audit, Result<Vec<crate::audit::report::OsMismatch>, String>) {
         let audit = self.store.data().audit.clone();
         drop(self.store);
         let still_open = audit.sockets_still_open();

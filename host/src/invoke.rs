@@ -43,6 +43,9 @@ pub struct Teardown {
     pub report: LeakReport,
     /// Sockets still open after the store was dropped (a host bug if not empty).
     pub still_open: Vec<OsMismatch>,
+    /// Why the OS could not be asked about them (then `still_open` is empty but proves
+    /// nothing: a host problem, never "all closed").
+    pub os_unreadable: Option<String>,
     pub audit: Audit,
 }
 
@@ -131,7 +134,10 @@ impl AuditedInstance {
         let audit = self.store.data().audit.clone();
         let report = audit.store_report();
         drop(self.store);
-        let still_open = audit.sockets_still_open();
-        Teardown { report, still_open, audit }
+        let (still_open, os_unreadable) = match audit.sockets_still_open() {
+            Ok(open) => (open, None),
+            Err(why) => (Vec::new(), Some(why)),
+        };
+        Teardown { report, still_open, os_unreadable, audit }
     }
 }

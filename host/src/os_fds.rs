@@ -28,13 +28,24 @@ pub fn socket_inode(_fd: i32) -> Option<u64> {
 }
 
 /// Whether the socket with this inode is still open in this process: as `fd`, or through any
-/// other fd (a stray duplicate keeps a socket open just as well).
+/// other fd (a stray duplicate keeps a socket open just as well). When /proc/self/fd cannot be
+/// read, the answer is "open": a check that cannot look fails closed.
 pub fn socket_is_open(fd: i32, inode: u64) -> bool {
-    socket_inode(fd) == Some(inode) || open_socket_inodes().contains(&inode)
+    socket_inode(fd) == Some(inode) || open_socket_inodes().map_or(true, |open| open.contains(&inode))
 }
 
-/// Every socket inode this process has open, from /proc/self/fd.
-pub fn open_socket_inodes() -> Vec<u64> {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Vec::new() };
-    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).filter_map(socket_inode).collect()
+/// Every socket inode this process has open, from /proc/self/fd; an error when the directory
+/// cannot be read (e.g. every fd is taken: reading it needs one), never an empty list in its
+/// place, so no caller can mistake "cannot look" for "nothing open".
+pub fn open_socket_inodes() -> std::io::Result<Vec<u64>> {
+    let entries = std::fs::read_dir("/proc/self/fd")?;
+    let mut inodes = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(inode) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()).and_then(socket_inode)
+        {
+            inodes.push(inode);
+        }
+    }
+    Ok(inodes)
 }

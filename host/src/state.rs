@@ -9,6 +9,15 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// The most entries a store's resource table holds at once (wasmtime's default is a million):
+/// every handle the guest holds, leashed's and WASI's, takes one, so this bounds the host
+/// memory a guest can pin outside its linear memory by opening handles.
+pub const MAX_TABLE_ENTRIES: usize = 4096;
+
+/// The most bytes (wasmtime's in-memory measure) one wasi:http `fields` resource the guest
+/// builds may hold; with [`MAX_TABLE_ENTRIES`] it bounds what headers can take.
+pub const MAX_HTTP_FIELDS_BYTES: usize = 32 * 1024;
+
 /// What one guest instance's store holds.
 pub struct HostState {
     pub table: ResourceTable,
@@ -21,6 +30,11 @@ pub struct HostState {
     pub outbound_http: crate::outbound_http::OutboundHttp,
     /// The guest's stderr, when the policy captures it.
     pub captured_stderr: Option<crate::guest_stderr::StderrTail>,
+    /// Connection entries in the table: the ones the guest holds, and the ones it dropped that
+    /// stay as the parent of a live stream (the deferred and reclaim policies). Each may hold a
+    /// socket, so this, not the audit's count of undropped connections, is what
+    /// `Policy::max_connections` bounds.
+    pub held_connections: usize,
 }
 
 impl HostState {
@@ -40,15 +54,20 @@ impl HostState {
             None => wasi.inherit_stderr(),
         };
         let wasi = wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_TABLE_ENTRIES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
         HostState {
-            table: ResourceTable::new(),
+            table,
             wasi,
             policy,
             audit: Audit::default(),
             memory: MemoryWatch::default(),
-            http: WasiHttpCtx::new(),
+            http,
             outbound_http: crate::outbound_http::OutboundHttp::Denied,
             captured_stderr: captured,
+            held_connections: 0,
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod suppress;
 
 use crate::net::socket::Socket;
 use crate::os_fds;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -30,6 +30,11 @@ pub const KEPT_CLEAN_CONNECTIONS: usize = 1024;
 pub const KEPT_CLEAN_CALLS: usize = 1024;
 /// Events a store keeps; later ones are only counted.
 pub const KEPT_EVENTS: usize = 10_000;
+/// Distinct denials (host and port) a store keeps: a guest that asks for ten thousand names
+/// costs the host 64 events, and the rest are counted. A denial repeated is one event.
+pub const KEPT_DENIALS: usize = 64;
+/// The longest host name a denial keeps (DNS's limit); a longer one is cut.
+pub const MAX_HOST_NAME: usize = crate::net::allowlist::MAX_NAME_BYTES;
 
 /// What a long-lived store no longer keeps, only counts (see the module comment).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -66,6 +71,16 @@ struct Registry {
     clean_connections: VecDeque<HandleId>,
     clean_calls: VecDeque<CallId>,
     forgotten: Forgotten,
+    /// Where a denial or a limit already has its event, so a repeat only counts.
+    repeats: HashMap<RepeatKey, usize>,
+    denials_kept: usize,
+}
+
+/// What makes two refusals the same event.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum RepeatKey {
+    Denied(Option<CallId>, String, u16),
+    Limit(Option<CallId>, &'static str),
 }
 
 impl Registry {
@@ -86,6 +101,28 @@ impl Registry {
                 self.forgotten.problem_events += 1;
             }
         }
+    }
+
+    /// Records a refusal, once: a repeat of one already recorded only adds to its count.
+    fn push_refusal(&mut self, key: RepeatKey, event: Event) {
+        if let Some(&index) = self.repeats.get(&key) {
+            match self.events.get_mut(index) {
+                Some(Event::Denied { times, .. } | Event::LimitReached { times, .. }) => *times += 1,
+                _ => {}
+            }
+            return;
+        }
+        if matches!(key, RepeatKey::Denied(..)) {
+            if self.denials_kept >= KEPT_DENIALS {
+                self.forgotten.events += 1;
+                return;
+            }
+            self.denials_kept += 1;
+        }
+        if self.events.len() < KEPT_EVENTS {
+            self.repeats.insert(key, self.events.len());
+        }
+        self.push_event(event);
     }
 
     /// Queues a call that left nothing behind to be forgotten, and forgets the oldest beyond the
@@ -213,14 +250,15 @@ impl Audit {
     pub fn deny(&self, host: &str, port: u16) {
         let mut registry = self.registry();
         let call = registry.current_call;
-        registry.push_event(Event::Denied { host: host.to_string(), port, call });
+        let host = cut_host_name(host);
+        registry.push_refusal(RepeatKey::Denied(call, host.clone(), port), Event::Denied { host, port, call, times: 1 });
     }
 
     /// Records a refusal by a per-store limit.
     pub fn limit_reached(&self, what: &'static str, limit: usize) {
         let mut registry = self.registry();
         let call = registry.current_call;
-        registry.push_event(Event::LimitReached { what, limit, call });
+        registry.push_refusal(RepeatKey::Limit(call, what), Event::LimitReached { what, limit, call, times: 1 });
     }
 
     /// Starts an export call: handles lent from now on belong to it.
@@ -443,6 +481,19 @@ impl Drop for HandleGuard {
             self.audit.mark_released(self.id, self.cause, std::mem::take(&mut self.drop_site));
         }
     }
+}
+
+/// A guest's host name as the audit keeps it: at most [`MAX_HOST_NAME`] bytes, cut at a
+/// character boundary and marked when cut, so a hostile name costs the host no more.
+fn cut_host_name(host: &str) -> String {
+    if host.len() <= MAX_HOST_NAME {
+        return host.to_string();
+    }
+    let mut end = MAX_HOST_NAME;
+    while !host.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &host[..end], host.len())
 }
 
 #[cfg(test)]

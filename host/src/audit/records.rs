@@ -174,10 +174,12 @@ pub struct CallRecord {
 /// Something the audit saw that is not a leak.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A connect the policy refused, before any socket was created.
-    Denied { host: String, port: u16, call: Option<CallId> },
-    /// A connect or lend refused by a per-store limit.
-    LimitReached { what: &'static str, limit: usize, call: Option<CallId> },
+    /// A connect the policy refused, before any socket was created; `times` counts the same
+    /// refusal (host, port, call) repeated, which is kept as one event. A host name longer than
+    /// DNS allows is kept cut.
+    Denied { host: String, port: u16, call: Option<CallId>, times: u64 },
+    /// A connect or lend refused by a per-store limit, `times` times in the same call.
+    LimitReached { what: &'static str, limit: usize, call: Option<CallId>, times: u64 },
     /// A stream used after its connection's socket was reclaimed: where the guest used it, and
     /// where it dropped the connection (which reclaimed the socket).
     LateUse {

@@ -49,6 +49,9 @@ pub struct LeakReport {
     pub leaks: Vec<LeakedConnection>,
     pub events: Vec<Event>,
     pub os_mismatches: Vec<OsMismatch>,
+    /// Why the OS could not be asked about the sockets (/proc/self/fd unreadable): a host
+    /// problem that keeps the report from being clean.
+    pub os_unreadable: Option<String>,
     pub lent: usize,
     pub generated: Instant,
     /// Whether each reported handle's socket was open when the report was made (the OS's view).
@@ -98,6 +101,7 @@ impl LeakReport {
     pub fn is_clean(&self) -> bool {
         self.leaks.is_empty()
             && self.os_mismatches.is_empty()
+            && self.os_unreadable.is_none()
             && !self.events.iter().any(is_problem)
             && self.forgotten.problem_events == 0
     }
@@ -129,10 +133,12 @@ impl Audit {
     }
 
     /// The sockets of this store's connections that the OS still holds open: after the store
-    /// was dropped, each one is a host bug.
-    pub fn sockets_still_open(&self) -> Vec<OsMismatch> {
-        let open_inodes = os_fds::open_socket_inodes();
-        self.records()
+    /// was dropped, each one is a host bug. `Err` says why the OS could not be asked (a host
+    /// problem: whether the sockets are closed is unknown, never taken as "none open").
+    pub fn sockets_still_open(&self) -> Result<Vec<OsMismatch>, String> {
+        let open_inodes = os_fds::open_socket_inodes().map_err(unreadable)?;
+        Ok(self
+            .records()
             .iter()
             .filter(|r| r.kind == HandleKind::Connection && !r.parked)
             .filter_map(|r| {
@@ -145,7 +151,7 @@ impl Audit {
                     actually_open: true,
                 })
             })
-            .collect()
+            .collect())
     }
 
     /// Everything the store lent that the guest had not dropped.
@@ -180,8 +186,12 @@ impl Audit {
             }
         }
         leaks.sort_by_key(|l| l.connection.id);
-        // One look at /proc/self/fd serves every check in the report.
-        let open_inodes = os_fds::open_socket_inodes();
+        // One look at /proc/self/fd serves every check in the report. If it cannot be read, the
+        // report says so and is not clean: the check fails closed.
+        let (open_inodes, os_unreadable) = match os_fds::open_socket_inodes() {
+            Ok(inodes) => (inodes, None),
+            Err(e) => (Vec::new(), Some(unreadable(e))),
+        };
         let socket_open = leaks
             .iter()
             .flat_map(|l| std::iter::once(&l.connection).chain(&l.streams))
@@ -192,7 +202,8 @@ impl Audit {
             scope,
             leaks,
             events: self.events().into_iter().filter(|e| event_in_scope(e)).collect(),
-            os_mismatches: os_mismatches(&records, &open_inodes),
+            os_mismatches: if os_unreadable.is_none() { os_mismatches(&records, &open_inodes) } else { Vec::new() },
+            os_unreadable,
             lent,
             generated: Instant::now(),
             forgotten: self.forgotten(),
@@ -216,6 +227,11 @@ fn event_call(event: &Event) -> Option<CallId> {
 /// fd of this process still refers to it, so a stray duplicate of a released socket is caught.
 /// A parked connection's socket belongs to the host's parking lot, which keeps it open on
 /// purpose (or closes it when it expires): it is not compared.
+/// What a report says when /proc/self/fd cannot be read.
+fn unreadable(e: std::io::Error) -> String {
+    format!("cannot read /proc/self/fd ({e}), so whether the sockets are closed is unknown")
+}
+
 fn os_mismatches(records: &[HandleRecord], open_inodes: &[u64]) -> Vec<OsMismatch> {
     records
         .iter()
@@ -253,10 +269,11 @@ impl LeakReport {
         if !self.forgotten.is_empty() {
             let Forgotten { handles, calls, events, problem_events } = self.forgotten;
             notes.push(format!(
-                "this long-lived store only counts, no longer keeps: {handles} handles of connections given back \
-                 whole, {calls} calls that left nothing behind, {events} events past the first {} ({problem_events} \
-                 of them late uses or double releases)\n",
-                super::KEPT_EVENTS
+                "this store only counts, no longer keeps: {handles} handles of connections given back whole, \
+                 {calls} calls that left nothing behind, {events} events past the first {} or denials past the first \
+                 {} distinct ones ({problem_events} of them late uses or double releases)\n",
+                super::KEPT_EVENTS,
+                super::KEPT_DENIALS
             ));
         }
         let suppressed: Vec<String> = self
@@ -315,6 +332,9 @@ impl LeakReport {
         }
         for note in suppressed.iter().chain(&notes) {
             let _ = write!(out, "\nnote: {note}");
+        }
+        if let Some(why) = &self.os_unreadable {
+            let _ = writeln!(out, "\nHOST PROBLEM: {why}");
         }
         for m in &self.os_mismatches {
             out.push('\n');
@@ -387,6 +407,11 @@ fn write_site(out: &mut String, label: &str, site: &[String], indent: &str) {
     }
 }
 
+/// " (3 times)" for a refusal repeated, nothing for one.
+fn repeated(times: u64) -> String {
+    if times > 1 { format!(" ({times} times)") } else { String::new() }
+}
+
 fn event_text(event: &Event) -> String {
     let in_call = |call: &Option<CallId>| call.map(|c| format!(" in call {c}")).unwrap_or_default();
     let mut out = String::new();
@@ -410,11 +435,11 @@ fn event_text(event: &Event) -> String {
             write_site(&mut out, &format!("first release ({first}) at"), first_site, "    ");
             write_site(&mut out, "second release at (host backtrace)", second_site, "    ");
         }
-        Event::Denied { host, port, .. } => {
-            let _ = writeln!(out, "Denied: connect to {host}:{port}");
+        Event::Denied { host, port, times, .. } => {
+            let _ = writeln!(out, "Denied: connect to {host}:{port}{}", repeated(*times));
         }
-        Event::LimitReached { what, limit, .. } => {
-            let _ = writeln!(out, "Limit reached: {what} (limit {limit})");
+        Event::LimitReached { what, limit, times, .. } => {
+            let _ = writeln!(out, "Limit reached: {what} (limit {limit}){}", repeated(*times));
         }
         Event::LateRelease { handle, kind, leaked_in, call, after } => {
             let _ = writeln!(

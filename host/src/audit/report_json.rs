@@ -15,6 +15,9 @@ pub struct ReportJson {
     pub leaks: Vec<LeakJson>,
     pub events: Vec<EventJson>,
     pub os_mismatches: Vec<OsMismatch>,
+    /// Why /proc/self/fd could not be read (the report is then not clean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_unreadable: Option<String>,
     pub forgotten: Forgotten,
     /// Leaks a suppression matched: shown, counted, not failing.
     pub suppressed: Vec<SuppressedJson>,
@@ -61,11 +64,14 @@ pub enum EventJson {
         host: String,
         port: u16,
         call: Option<u64>,
+        /// The same refusal repeated, counted as one event.
+        times: u64,
     },
     LimitReached {
         what: &'static str,
         limit: usize,
         call: Option<u64>,
+        times: u64,
     },
     LateUse {
         handle: u64,
@@ -117,11 +123,11 @@ impl LeakReport {
             .events
             .iter()
             .map(|e| match e {
-                Event::Denied { host, port, call } => {
-                    EventJson::Denied { host: host.clone(), port: *port, call: call.map(|c| c.0) }
+                Event::Denied { host, port, call, times } => {
+                    EventJson::Denied { host: host.clone(), port: *port, call: call.map(|c| c.0), times: *times }
                 }
-                Event::LimitReached { what, limit, call } => {
-                    EventJson::LimitReached { what, limit: *limit, call: call.map(|c| c.0) }
+                Event::LimitReached { what, limit, call, times } => {
+                    EventJson::LimitReached { what, limit: *limit, call: call.map(|c| c.0), times: *times }
                 }
                 Event::LateUse { handle, op, call, connection, use_site, reclaim_site } => EventJson::LateUse {
                     handle: handle.0,
@@ -165,6 +171,7 @@ impl LeakReport {
                 .collect(),
             events,
             os_mismatches: self.os_mismatches.clone(),
+            os_unreadable: self.os_unreadable.clone(),
             forgotten: self.forgotten,
             suppressed: self
                 .suppressed

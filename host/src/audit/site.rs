@@ -11,19 +11,29 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use wasmtime::{AsContext, WasmBacktrace};
 
-/// The guest's frames, innermost first. Host trampolines (frames without a module name and
-/// without a function name) are left out.
+/// The most frames a guest site keeps: a guest that recurses deeply before a call must not
+/// make the audit keep its whole stack (for every handle it is lent). The innermost frames,
+/// where the call was made, are the ones kept; one last line counts the rest.
+pub const MAX_SITE_FRAMES: usize = 64;
+
+/// The guest's frames, innermost first, at most [`MAX_SITE_FRAMES`] of them. Host trampolines
+/// (frames without a module name and without a function name) are left out.
 pub fn capture(store: impl AsContext) -> Vec<String> {
     let backtrace = WasmBacktrace::force_capture(store);
-    backtrace
-        .frames()
-        .iter()
-        .filter_map(|frame| match frame.func_name() {
-            Some(name) => Some(demangled(name)),
-            None if frame.module().name().is_none() => None,
-            None => Some(format!("<wasm function {}>", frame.func_index())),
+    let mut frames = backtrace.frames().iter().filter(|frame| frame.func_name().is_some() || frame.module().name().is_some());
+    let mut site: Vec<String> = frames
+        .by_ref()
+        .take(MAX_SITE_FRAMES)
+        .map(|frame| match frame.func_name() {
+            Some(name) => demangled(name),
+            None => format!("<wasm function {}>", frame.func_index()),
         })
-        .collect()
+        .collect();
+    let rest = frames.count();
+    if rest > 0 {
+        site.push(format!("… {rest} outer frames left out"));
+    }
+    site
 }
 
 /// Names demangled so far. A guest lends and drops its handles from the same few call paths,

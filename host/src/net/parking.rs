@@ -4,9 +4,11 @@
 //! connect, the TLS handshake and the login.
 //!
 //! Keys are scoped by the component that parked (its digest), so two components never share a
-//! session. Each key keeps at most `per_key` sockets; a socket idle longer than `idle`, or older
-//! than `max_age`, is closed instead of lent. Parked sockets belong to no instance: they count
-//! against no instance's limits, and no instance's audit reports them open.
+//! session. Each key keeps at most `per_key` sockets and the whole lot at most `max_parked`; a
+//! socket idle longer than `idle`, or older than `max_age`, is closed instead of lent. Parked
+//! sockets belong to no instance: they count against no instance's limits, and no instance's
+//! audit reports them open; they do count against the host-wide cap on open connections (each
+//! keeps its place under it, `net/budget.rs`).
 
 use super::socket::Socket;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -16,14 +18,17 @@ use std::time::{Duration, Instant};
 /// How many sockets, for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct ParkingLimits {
+    /// Most sockets parked under one key.
     pub per_key: usize,
+    /// Most sockets parked in the whole lot, under any key.
+    pub max_parked: usize,
     pub idle: Duration,
     pub max_age: Duration,
 }
 
 impl Default for ParkingLimits {
     fn default() -> Self {
-        ParkingLimits { per_key: 8, idle: Duration::from_secs(30), max_age: Duration::from_secs(300) }
+        ParkingLimits { per_key: 8, max_parked: 64, idle: Duration::from_secs(30), max_age: Duration::from_secs(300) }
     }
 }
 
@@ -70,10 +75,11 @@ impl ParkingLot {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `key` has room for one more.
+    /// Whether `key`, and the lot, have room for one more.
     pub fn has_room(&self, key: &str) -> bool {
         self.sweep();
-        self.keys().get(key).map_or(0, VecDeque::len) < self.limits.per_key
+        let keys = self.keys();
+        keys.get(key).map_or(0, VecDeque::len) < self.limits.per_key && parked_in(&keys) < self.limits.max_parked
     }
 
     /// Parks `parked` under `key`; gives it back when the key is full or the socket too old.
@@ -83,6 +89,9 @@ impl ParkingLot {
             return Err(parked);
         }
         let mut keys = self.keys();
+        if parked_in(&keys) >= self.limits.max_parked {
+            return Err(parked);
+        }
         let queue = keys.entry(key).or_default();
         if queue.len() >= self.limits.per_key {
             return Err(parked);
@@ -139,7 +148,12 @@ impl ParkingLot {
 
     /// How many sockets are parked.
     pub fn len(&self) -> usize {
-        self.keys().values().map(VecDeque::len).sum()
+        parked_in(&self.keys())
+    }
+
+    /// The most sockets the lot keeps.
+    pub fn max_parked(&self) -> usize {
+        self.limits.max_parked
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,4 +170,9 @@ impl ParkingLot {
     pub fn clear(&self) {
         self.keys().clear();
     }
+}
+
+/// Sockets parked under every key.
+fn parked_in(keys: &HashMap<String, VecDeque<Parked>>) -> usize {
+    keys.values().map(VecDeque::len).sum()
 }

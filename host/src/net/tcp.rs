@@ -75,14 +75,6 @@ impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
         let site = guest_site(&mut access);
         access.get().drop_connection(conn, site)
     }
-
-    async fn resume(
-        mut access: Access<'_, HostState, Self>,
-        key: String,
-    ) -> wasmtime::Result<Option<(Resource<LentConnection>, Vec<u8>)>> {
-        let site = guest_site(&mut access);
-        access.get().resume_connection(key, site)
-    }
 }
 
 impl HostConnection for HostState {
@@ -104,12 +96,6 @@ impl HostConnection for HostState {
         self.note_op(id, "start-tls", 0, 0);
         // The handshake is part of connecting: the connect timeout the guest asked for bounds it.
         Ok(socket.start_tls(&options, socket.connect_timeout).await?)
-    }
-
-    async fn park(&mut self, conn: Resource<LentConnection>, key: String, state: Vec<u8>) -> Result<(), NetError> {
-        let id = self.table.get(&conn)?.guard.id();
-        self.note_op(id, "park", 0, 0);
-        self.park_connection(&conn, key, state)
     }
 
     async fn peer_address(&mut self, conn: Resource<LentConnection>) -> Result<SocketAddress, NetError> {
@@ -258,6 +244,7 @@ impl HostState {
         let live = live_children(self, &conn)?;
         if live.is_empty() {
             let mut entry = self.table.delete(conn)?;
+            self.held_connections -= 1;
             entry.guard.dropped_by_guest(site);
             self.retire_connection(entry);
             return Ok(());
@@ -367,7 +354,9 @@ async fn connect(
         permit,
     )?;
     let guard = state.audit.lend(HandleKind::Connection, None, &socket, site);
-    Ok(state.table.push(LentConnection { socket, guard, dropped_by_guest: false, park: None })?)
+    let conn = state.table.push(LentConnection { socket, guard, dropped_by_guest: false, park: None })?;
+    state.held_connections += 1;
+    Ok(conn)
 }
 
 /// A place under the host-wide cap. At the cap, idle parked sessions give theirs up, the one
@@ -386,10 +375,12 @@ fn place_under_the_cap(
     }
 }
 
-/// Refuses with `limit-reached` past the store's connection or handle limit.
-fn check_limits(state: &HostState, kind: HandleKind) -> Result<(), NetError> {
-    let (connections, handles) = state.audit.open_counts();
-    if kind == HandleKind::Connection && connections >= state.policy.max_connections {
+/// Refuses with `limit-reached` past the store's connection or handle limit. Connections count
+/// as sockets held: one the guest dropped while a stream of it lives (deferred, reclaim) still
+/// counts, so no policy lets a guest hold more than `max_connections` sockets.
+pub(super) fn check_limits(state: &HostState, kind: HandleKind) -> Result<(), NetError> {
+    let (_, handles) = state.audit.open_counts();
+    if kind == HandleKind::Connection && state.held_connections >= state.policy.max_connections {
         state.audit.limit_reached("open connections", state.policy.max_connections);
         return Err(ErrorCode::LimitReached.into());
     }
@@ -432,6 +423,7 @@ fn release_orphaned_parent(state: &mut HostState, parent_rep: u32) -> wasmtime::
     };
     if orphaned {
         let entry = state.table.delete(parent)?;
+        state.held_connections -= 1;
         state.retire_connection(entry);
     }
     Ok(())

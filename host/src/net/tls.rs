@@ -8,8 +8,30 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-/// The client configuration for these options.
+/// The largest CA bundle `start-tls` parses (Mozilla's whole root store is about 200 KiB as PEM):
+/// a guest must not make the host parse megabytes on every call.
+pub const MAX_CA_PEM_BYTES: usize = 1 << 20;
+
+/// The longest server name `start-tls` accepts (DNS's limit).
+pub const MAX_SERVER_NAME_BYTES: usize = super::allowlist::MAX_NAME_BYTES;
+
+/// The client configuration for these options; a CA bundle or a server name past the limits
+/// above is refused before anything is parsed.
 pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, ErrorCode> {
+    if let Some(pem) = &options.ca_pem
+        && pem.len() > MAX_CA_PEM_BYTES
+    {
+        return Err(ErrorCode::Tls(format!(
+            "the CA certificates are {} bytes of PEM; the host accepts at most {MAX_CA_PEM_BYTES}",
+            pem.len()
+        )));
+    }
+    if options.server_name.len() > MAX_SERVER_NAME_BYTES {
+        return Err(ErrorCode::Tls(format!(
+            "the server name is {} bytes long; a DNS name has at most {MAX_SERVER_NAME_BYTES}",
+            options.server_name.len()
+        )));
+    }
     let verify = match options.verify {
         TlsVerify::NoVerify => Verify::Nothing,
         TlsVerify::VerifyCa => Verify::Ca,
