@@ -10,7 +10,7 @@ use leashed_build_support::{ComponentBuild, componentize_py};
 use std::env;
 use std::path::{Path, PathBuf};
 
-const FIXTURES: [&str; 8] = [
+const FIXTURES: [&str; 10] = [
     "seed-bug",
     "forget-all",
     "hold-writer",
@@ -19,6 +19,8 @@ const FIXTURES: [&str; 8] = [
     "well-behaved",
     "leaky-plugin",
     "stock-command",
+    "hostile-plugin",
+    "reuse-thief",
 ];
 
 fn main() {

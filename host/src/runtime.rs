@@ -52,6 +52,8 @@ fn pool() -> PoolingAllocationConfig {
 pub fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Environment);
+    // A site keeps the innermost frames only (wasmtime reserves room for this many per capture).
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(crate::audit::site::MAX_SITE_FRAMES));
     // No component-model-async: leashed's guests and plugins are WASI 0.2 components, and
     // without the concurrent machinery every call and import is cheaper (a resumed request
     // 270 us instead of 345 us, pinned to one CPU, `profile_loop resume`).

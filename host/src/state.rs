@@ -12,11 +12,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 /// The most entries a store's resource table holds at once (wasmtime's default is a million):
 /// every handle the guest holds, leashed's and WASI's, takes one, so this bounds the host
 /// memory a guest can pin outside its linear memory by opening handles.
-pub const MAX_TABLE_ENTRIES: usize = 4096;
+pub const MAX_TABLE_ENTRIES: usize = 2048;
 
 /// The most bytes (wasmtime's in-memory measure) one wasi:http `fields` resource the guest
 /// builds may hold; with [`MAX_TABLE_ENTRIES`] it bounds what headers can take.
-pub const MAX_HTTP_FIELDS_BYTES: usize = 32 * 1024;
+pub const MAX_HTTP_FIELDS_BYTES: usize = 16 * 1024;
 
 /// What one guest instance's store holds.
 pub struct HostState {

@@ -12,26 +12,31 @@ use std::sync::{LazyLock, Mutex};
 use wasmtime::{AsContext, WasmBacktrace};
 
 /// The most frames a guest site keeps: a guest that recurses deeply before a call must not
-/// make the audit keep its whole stack (for every handle it is lent). The innermost frames,
-/// where the call was made, are the ones kept; one last line counts the rest.
+/// make the audit walk or keep its whole stack (for every handle it is lent). The engine's
+/// backtraces stop at this many frames (`runtime::base_config` sets
+/// `wasm_backtrace_max_frames`; wasmtime's default is 20), so the innermost frames, where the
+/// call was made, are the ones kept, and a last line says when outer ones were left out.
 pub const MAX_SITE_FRAMES: usize = 64;
+
+/// The line that ends a site cut at [`MAX_SITE_FRAMES`].
+pub const OUTER_FRAMES_LEFT_OUT: &str = "… outer frames left out (a site keeps the innermost 64)";
 
 /// The guest's frames, innermost first, at most [`MAX_SITE_FRAMES`] of them. Host trampolines
 /// (frames without a module name and without a function name) are left out.
 pub fn capture(store: impl AsContext) -> Vec<String> {
     let backtrace = WasmBacktrace::force_capture(store);
-    let mut frames = backtrace.frames().iter().filter(|frame| frame.func_name().is_some() || frame.module().name().is_some());
-    let mut site: Vec<String> = frames
-        .by_ref()
-        .take(MAX_SITE_FRAMES)
-        .map(|frame| match frame.func_name() {
-            Some(name) => demangled(name),
-            None => format!("<wasm function {}>", frame.func_index()),
+    let cut = backtrace.frames().len() >= MAX_SITE_FRAMES;
+    let mut site: Vec<String> = backtrace
+        .frames()
+        .iter()
+        .filter_map(|frame| match frame.func_name() {
+            Some(name) => Some(demangled(name)),
+            None if frame.module().name().is_none() => None,
+            None => Some(format!("<wasm function {}>", frame.func_index())),
         })
         .collect();
-    let rest = frames.count();
-    if rest > 0 {
-        site.push(format!("… {rest} outer frames left out"));
+    if cut {
+        site.push(OUTER_FRAMES_LEFT_OUT.to_string());
     }
     site
 }
