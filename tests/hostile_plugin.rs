@@ -402,6 +402,24 @@ fn readers_kept_past_their_connections_count_against_max_connections() {
     assert_eq!(served.get("/ok"), Reply { status: 200, body: "ok".into() });
 }
 
+/// 100,000 wasi:http header maps of 12 KiB kept at once (host memory outside the plugin's
+/// linear memory): the store's resource table stops them at its cap, the plugin traps and gets
+/// 500 with one log line, the server's memory stays within its bound (2,048 entries of at most
+/// 16 KiB each: 32 MiB), and the next request is served.
+#[test]
+fn header_maps_past_the_table_cap_trap_in_bounded_memory() {
+    let mut served = serve_hostile(&[]);
+    let base = baseline(&mut served);
+    let path = "/many-fields?n=100000&kib=12";
+    let (reply, memory) = measured_get(&mut served, path, "100,000 × 12 KiB header maps", base);
+    assert_eq!(reply.status, 500, "{reply:?}\n{}", served.log());
+    let label = format!("GET {path}");
+    let log = served.wait_for_log(&format!("request={label} status=500"), Duration::from_secs(30));
+    assert!(log.contains("the plugin trapped"), "{log}");
+    memory.assert_bounded("/many-fields", base);
+    assert_eq!(served.get("/ok"), Reply { status: 200, body: "ok".into() });
+}
+
 /// A plugin that imports leashed:net/reuse is refused at start: exit 2, one error line that
 /// names the interface.
 #[test]
