@@ -201,3 +201,36 @@ pub fn sockets_to_port(pid: u32, port: u16) -> usize {
     }
     count
 }
+
+/// Open file descriptors of process `pid` (its entries in /proc/PID/fd).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|dir| dir.count()).unwrap_or(0)
+}
+
+/// Sockets among the open file descriptors of process `pid`.
+pub fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+                .filter(|target| target.to_str().is_some_and(|t| t.starts_with("socket:[")))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Raises this process's soft limit on open files to `wanted`, within the hard limit (child
+/// processes inherit it); returns the soft limit now in force.
+pub fn raise_open_files_limit(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on a valid rlimit of this process.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0, "getrlimit");
+        if limit.rlim_cur < wanted {
+            let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}

@@ -251,7 +251,8 @@ impl Audit {
         let mut registry = self.registry();
         let call = registry.current_call;
         let host = cut_host_name(host);
-        registry.push_refusal(RepeatKey::Denied(call, host.clone(), port), Event::Denied { host, port, call, times: 1 });
+        registry
+            .push_refusal(RepeatKey::Denied(call, host.clone(), port), Event::Denied { host, port, call, times: 1 });
     }
 
     /// Records a refusal by a per-store limit.

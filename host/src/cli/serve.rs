@@ -7,7 +7,7 @@ use leashed::audit::suppress::Suppressions;
 use leashed::net::parking::ParkingLimits;
 use leashed::outbound_http::OutboundHttp;
 use leashed::policy::{ClosePolicy, Policy};
-use leashed::serve::{ServeConfig, Server};
+use leashed::serve::{ClientLimits, ServeConfig, Server};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,8 +19,9 @@ Example:
 
 Each request gets a fresh instance in its own store; nothing but parked MySQL sessions is
 shared between requests. After each, the log has one line (method, path, status, handles
-lent/released/parked/leaked). A request that
-ends with handles still lent is logged with the audit's report (where each handle was created);
+lent/released/leaked, sessions it parked and `parked_now`, the sessions the host holds parked
+then). The final `audit:` line adds the sessions parked over the run. A request that ends with
+handles still lent is logged with the audit's report (where each handle was created);
 its handles are reclaimed and their sockets checked closed in /proc/self/fd. With --deny-leaks
 such a request gets 500 instead of its response, when the response's body fits in 1 MiB (it is
 held back until the handler returns); a longer response has gone out by then, so its leak is
@@ -36,6 +37,25 @@ reset and parked, and a later request of the same plugin that opens the same ses
 server, user, password, database, TLS and setup) takes it over without connecting or logging
 in. Parked sessions are closed when idle (--reuse-idle) or old (--reuse-max-age), and at exit.
 
+Clients, limited the way public-facing servers limit them (the defaults suit one):
+  --header-timeout (10 s): a request's head (request line and headers) must be complete within
+    this time of the connection's start, or for later requests of the request's first byte;
+    otherwise the connection is closed. Idle time between requests is not counted.
+  --idle-timeout (30 s): a kept-alive connection with no byte of a next request for this long is
+    closed; so is one whose client reads none of its response for this long.
+  --max-client-connections (1024, never below --max-concurrent): past it the server accepts no
+    new connection until one closes; new ones wait in the listen backlog.
+  --body-buffer (1024 KiB): the host reads a request's body up to this size before the request
+    takes a slot (one of --max-concurrent), so a slow upload ties up a buffer, never an
+    instance. A longer body is handed to the plugin as a stream: what was read, then the rest
+    as it arrives, still under --body-min-rate (a slower client's body is cut off: the plugin's
+    read fails, and the log says why). Worst case, the buffers take --max-client-connections
+    times --body-buffer of memory.
+  --body-min-rate (1024 bytes/s): after a grace of 5 s, a body must keep arriving at this rate
+    on average (each byte earns 1/rate s of waiting, as Apache's mod_reqtimeout counts it);
+    only time spent waiting on the client counts. A client below it, or whose body has not come
+    by --deadline, gets 408 and its connection is closed, before it ever took a slot.
+
 On SIGINT or SIGTERM the server stops accepting, lets requests in flight finish within
 --shutdown-timeout, cancels and reclaims the rest, prints `audit: ...` for the whole run and
 exits 0.
@@ -46,7 +66,7 @@ Exit status: 0 stopped by a signal; 1 the address cannot be listened on; 2 an un
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// The plugin (.wasm): a component exporting wasi:http/incoming-handler@0.2, importing
-    /// leashed:mysql@0.1.0, leashed:net@0.1.0 and WASI at most.
+    /// leashed:mysql@0.2.0, leashed:net/tcp@0.2.0 and WASI at most (never leashed:net/reuse).
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
 
@@ -82,10 +102,11 @@ pub struct ServeArgs {
     max_connections: usize,
 
     /// Most connections all requests together may hold at once (parked sessions included);
-    /// past it, a plugin's connect gets `limit-reached` [default: no cap beyond the per-request
-    /// one].
-    #[arg(long, value_name = "N")]
-    host_max_connections: Option<usize>,
+    /// past it, a plugin's connect gets `limit-reached`. Keep it below the database's
+    /// max_connections (151 by default in MariaDB and MySQL), so plugins cannot lock other
+    /// clients out of it.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    host_max_connections: usize,
 
     /// Most handles (connections, readers, writers) one request may hold at once.
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -102,6 +123,32 @@ pub struct ServeArgs {
     /// Requests handled at once; more wait for a slot (503 if none frees within the deadline).
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_concurrent: usize,
+
+    /// Longest a client may take to send a request's head (request line and headers), in
+    /// seconds, from the connection's start (its first request) or the request's first byte;
+    /// then the connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    header_timeout: f64,
+
+    /// Close a kept-alive connection that sends no byte of a next request for this long, in
+    /// seconds, and one whose client reads none of its response for this long.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    idle_timeout: f64,
+
+    /// Most client connections open at once; past it new connections wait in the listen backlog
+    /// until one closes [default: 1024, or --max-concurrent if that is more; never below it].
+    #[arg(long, value_name = "N")]
+    max_client_connections: Option<usize>,
+
+    /// How much of a request body the host reads before the request takes a slot, in KiB; a
+    /// longer body is streamed to the plugin (still under --body-min-rate).
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    body_buffer: usize,
+
+    /// Slowest a request body may arrive, in bytes per second on average, after a grace of
+    /// 5 s; a slower client gets 408 and its connection is closed.
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = 1024)]
+    body_min_rate: u64,
 
     /// Let plugins send outgoing HTTP requests (denied by default: leashed:net is the audited
     /// way out).
@@ -128,6 +175,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     reuse_per_key: Option<usize>,
 
+    /// Most sessions parked in all, under any key [default: --max-concurrent]. Parked sessions
+    /// also count against --host-max-connections.
+    #[arg(long, value_name = "N")]
+    reuse_max_parked: Option<usize>,
+
     /// Close a parked session idle longer than this, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     reuse_idle: f64,
@@ -149,6 +201,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         Ok(config) => config,
         Err(e) => return usage_of("serve", &e),
     };
+    raise_open_files_limit(&config);
     let what = format!("plugin '{}'", args.plugin.display());
     let bytes = match std::fs::read(&args.plugin) {
         Ok(bytes) => bytes,
@@ -158,7 +211,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         Ok(server) => Arc::new(server),
         Err(e) => return usage_of("serve", &format!("{e:#}")),
     };
-    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+    let listener = match leashed::serve::listen(&args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.listen);
@@ -188,6 +241,10 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
     if args.memory_limit == 0 || args.memory_limit > 4096 {
         return Err("--memory-limit must be between 1 and 4096 MiB".into());
     }
+    if args.host_max_connections == 0 {
+        return Err("--host-max-connections must be at least 1".into());
+    }
+    let client = client_limits(args)?;
     let session_reuse = if args.no_session_reuse {
         None
     } else {
@@ -195,8 +252,13 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
         if per_key == 0 {
             return Err("--reuse-per-key must be at least 1 (or turn reuse off with --no-session-reuse)".into());
         }
+        let max_parked = args.reuse_max_parked.unwrap_or(args.max_concurrent);
+        if max_parked == 0 {
+            return Err("--reuse-max-parked must be at least 1 (or turn reuse off with --no-session-reuse)".into());
+        }
         Some(ParkingLimits {
             per_key,
+            max_parked,
             idle: seconds(args.reuse_idle).ok_or("--reuse-idle must be a positive number of seconds")?,
             max_age: seconds(args.reuse_max_age).ok_or("--reuse-max-age must be a positive number of seconds")?,
         })
@@ -206,7 +268,7 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
             close: args.policy,
             max_connections: args.max_connections,
             max_handles: args.max_handles,
-            host_connections: args.host_max_connections.map(leashed::net::budget::ConnectionBudget::new),
+            host_connections: Some(leashed::net::budget::ConnectionBudget::new(args.host_max_connections)),
             ..Policy::allowing(allowlist)
         },
         env,
@@ -218,7 +280,64 @@ fn config(args: &ServeArgs) -> Result<ServeConfig, String> {
         outbound_http: if args.allow_outbound_http { OutboundHttp::Allowed } else { OutboundHttp::Denied },
         shutdown_timeout,
         session_reuse,
+        client,
     })
+}
+
+/// The limits on clients (`--header-timeout` … `--body-min-rate`).
+fn client_limits(args: &ServeArgs) -> Result<ClientLimits, String> {
+    let max_connections = match args.max_client_connections {
+        None => ClientLimits::default().max_connections.max(args.max_concurrent),
+        Some(n) if n < args.max_concurrent => {
+            return Err(format!(
+                "--max-client-connections ({n}) must be at least --max-concurrent ({}): every request runs on a connection",
+                args.max_concurrent
+            ));
+        }
+        Some(n) => n,
+    };
+    if args.body_buffer == 0 || args.body_buffer > 1 << 20 {
+        return Err("--body-buffer must be between 1 and 1048576 KiB".into());
+    }
+    if args.body_min_rate == 0 {
+        return Err("--body-min-rate must be at least 1 byte per second".into());
+    }
+    Ok(ClientLimits {
+        header_timeout: seconds(args.header_timeout).ok_or("--header-timeout must be a positive number of seconds")?,
+        idle_timeout: seconds(args.idle_timeout).ok_or("--idle-timeout must be a positive number of seconds")?,
+        max_connections,
+        body_buffer: args.body_buffer << 10,
+        body_min_rate: args.body_min_rate,
+    })
+}
+
+/// Raises the soft limit on open files towards the hard one when the client connections, the
+/// requests' sockets and the server's own files might not fit under it; warns if they still
+/// might not.
+fn raise_open_files_limit(config: &ServeConfig) {
+    let wanted = config.client.max_connections as u64
+        + (config.max_concurrent as u64).saturating_mul(config.policy.max_connections as u64)
+        + 64;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on a valid rlimit of this process.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= wanted {
+        return;
+    }
+    let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        limit = raised;
+    }
+    if limit.rlim_cur < wanted {
+        tracing::warn!(
+            "the open-files limit is {}, below the {wanted} that --max-client-connections {} and --max-concurrent {} \
+             times --max-connections {} may need: raise it (ulimit -n) or lower them",
+            limit.rlim_cur,
+            config.client.max_connections,
+            config.max_concurrent,
+            config.policy.max_connections
+        );
+    }
 }
 
 /// `KEY=VALUE`, or `KEY` for leashed's own value of KEY.

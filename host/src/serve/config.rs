@@ -1,6 +1,8 @@
 //! What the operator of `leashed serve` chose: the policy every request's store gets, the
-//! plugin's environment, and the per-request limits. Defaults are the CLI's.
+//! plugin's environment, the per-request limits and the limits on clients. Defaults are the
+//! CLI's.
 
+use super::limits::ClientLimits;
 use crate::audit::suppress::Suppressions;
 use crate::net::parking::ParkingLimits;
 use crate::outbound_http::OutboundHttp;
@@ -33,6 +35,8 @@ pub struct ServeConfig {
     /// Session reuse: MySQL sessions a request's guest parks at close are lent to later requests
     /// of the same plugin that ask for the same session. `None`: off.
     pub session_reuse: Option<ParkingLimits>,
+    /// What clients may do: timeouts, open connections, request bodies (limits.rs).
+    pub client: ClientLimits,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +52,7 @@ impl Default for ServeConfig {
             outbound_http: OutboundHttp::Denied,
             shutdown_timeout: Duration::from_secs(10),
             session_reuse: Some(ParkingLimits::default()),
+            client: ClientLimits::default(),
         }
     }
 }

@@ -2,20 +2,28 @@
 //! request, sockets lent under the allowlist, limits and a leak audit per request.
 //!
 //! - this file: loading the plugin (composing it with the MySQL guest when it imports
-//!   leashed:mysql), the engine (pooling allocator, epoch ticks), the accept loop and shutdown;
+//!   leashed:mysql), the engine (pooling allocator, epoch ticks), the accept loop (under
+//!   `--max-client-connections`) and shutdown;
 //! - [`config`]: what the operator chose; [`request`]: one request, top to bottom;
+//! - [`limits`]: the limits on clients and their clocks; [`front`]: a client connection under
+//!   them; [`body`]: a request body, read ahead of the request's slot;
 //! - [`held`]: holding a response back until its audit is known (`--deny-leaks`);
 //! - [`totals`]: the run's counters and its final `audit:` line.
 //!
 //! Nothing here outlives the server: the epoch ticker stops with the engine, and at shutdown
 //! every request still running is cancelled and its store reclaimed.
 
+mod body;
 pub mod config;
+mod front;
 mod held;
+pub mod limits;
 mod request;
 pub mod totals;
 
 pub use config::ServeConfig;
+pub use front::listen;
+pub use limits::ClientLimits;
 pub use totals::Totals;
 
 use crate::compose::{Interfaces, ServablePlugin, servable_plugin};
@@ -26,9 +34,9 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use wasmtime::component::Component;
 use wasmtime::error::Context;
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -41,14 +49,21 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How long connections get to send the 503 of a request cancelled at shutdown.
 const CANCELLED_ANSWER_GRACE: Duration = Duration::from_secs(2);
 
+/// The least time between two log lines saying that `--max-client-connections` was reached.
+const AT_CAP_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// A plugin compiled and pre-instantiated, ready to serve.
 pub struct Server {
     pre: ProxyPre<HostState>,
     config: ServeConfig,
     /// One permit per request allowed to run at once.
     slots: Arc<Semaphore>,
+    /// One permit per client connection allowed to be open at once.
+    places: Arc<Semaphore>,
     /// Turns true when running requests must stop (shutdown past its deadline).
     cancel: watch::Sender<bool>,
+    /// Turns true when the server stops accepting: connections waiting for a request head close.
+    stopping: watch::Sender<bool>,
     totals: Totals,
     /// Whether the plugin was composed with the MySQL guest.
     pub composed: bool,
@@ -88,10 +103,14 @@ impl Server {
             .with_context(|| format!("{what} does not export wasi:http/incoming-handler@0.2"))?;
         start_epoch_ticker(&engine);
         let slots = Arc::new(Semaphore::new(config.max_concurrent));
+        // Every request runs on a connection: fewer connections than slots would idle slots.
+        config.client.max_connections = config.client.max_connections.max(config.max_concurrent);
+        let places = Arc::new(Semaphore::new(config.client.max_connections));
         if let Some(lot) = &parking {
             start_parking_sweeper(lot);
         }
-        Ok(Server { pre, config, slots, cancel: watch::channel(false).0, totals: Totals::default(), composed, parking })
+        let (cancel, stopping) = (watch::channel(false).0, watch::channel(false).0);
+        Ok(Server { pre, config, slots, places, cancel, stopping, totals: Totals::default(), composed, parking })
     }
 
     /// The run's counters so far.
@@ -101,13 +120,29 @@ impl Server {
 
     /// Accepts connections on `listener` until `shutdown` resolves; then stops accepting, lets
     /// requests in flight finish within the shutdown timeout, cancels and reclaims the rest.
+    /// At `--max-client-connections` it accepts nothing until a connection closes: new ones
+    /// wait in the listen backlog.
     pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
+        let mut at_cap_logged: Option<Instant> = None;
         loop {
+            let place = match self.places.clone().try_acquire_owned() {
+                Ok(place) => place,
+                Err(_) => {
+                    if at_cap_logged.is_none_or(|at| at.elapsed() >= AT_CAP_LOG_EVERY) {
+                        at_cap_logged = Some(Instant::now());
+                        tracing::warn!(target: "leashed::client", "{} client connections are open (--max-client-connections): new ones wait in the listen backlog until one closes", self.config.client.max_connections);
+                    }
+                    tokio::select! {
+                        place = self.places.clone().acquire_owned() => place.expect("the semaphore is never closed"),
+                        () = &mut shutdown => break,
+                    }
+                }
+            };
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => self.clone().serve_connection(stream, peer, &graceful),
+                    Ok((stream, peer)) => self.clone().serve_connection(stream, peer, place, &graceful),
                     Err(e) => {
                         tracing::warn!("accepting a connection failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -117,6 +152,8 @@ impl Server {
             }
         }
         drop(listener);
+        // hyper closes idle connections itself, but waits for one still sending a request head.
+        self.stopping.send_replace(true);
         let in_flight = self.in_flight();
         tracing::info!(in_flight, "shutting down: no new connections; waiting for requests in flight");
         let connections_done = graceful.shutdown();
@@ -136,27 +173,54 @@ impl Server {
         let all = u32::try_from(self.config.max_concurrent).unwrap_or(u32::MAX);
         let _ = self.slots.acquire_many(all).await;
         if let Some(lot) = &self.parking {
+            Totals::add(&self.totals.parked_at_exit, lot.len() as u64);
             lot.clear();
+        }
+        if let Some(clients) = self.totals.snapshot().clients() {
+            tracing::info!(target: "leashed::client", "{clients}");
         }
     }
 
+    /// Serves one client connection on a task of its own, which holds `place` (under
+    /// `--max-client-connections`) and closes the connection when a client timeout runs out.
     fn serve_connection(
         self: Arc<Self>,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
+        place: OwnedSemaphorePermit,
         graceful: &hyper_util::server::graceful::GracefulShutdown,
     ) {
+        let clock = limits::ConnectionClock::new(&self.config.client, Instant::now());
+        let server = self.clone();
+        let requests = clock.clone();
         let service = hyper::service::service_fn(move |req| {
-            let server = self.clone();
-            async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
-        });
-        let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, "HTTP connection ended with an error: {e}");
+            let server = server.clone();
+            // Busy from a complete head until hyper has written the response's body out.
+            let in_flight = requests.request_started();
+            async move {
+                // A task of its own: a client that hangs up mid-request makes hyper drop this
+                // future, but the request still runs to its end and is logged and counted.
+                let response = match tokio::spawn(server.handle(req)).await {
+                    Ok(response) => response,
+                    Err(e) => {
+                        tracing::error!(target: "leashed::access", "HOST BUG: the task serving a request failed: {e}");
+                        request::text(hyper::StatusCode::INTERNAL_SERVER_ERROR, "leashed: internal error\n")
+                    }
+                };
+                Ok::<_, std::convert::Infallible>(response.map(|body| front::Tracked::new(body, in_flight)))
             }
         });
+        // hyper's own header timer is off: it starts when the connection goes idle, so it would
+        // also cut keep-alive idle time to the header timeout. limits.rs times both apart.
+        let connection = http1::Builder::new()
+            .keep_alive(true)
+            .header_read_timeout(None)
+            .serve_connection(TokioIo::new(front::Watched::new(stream, clock.clone())), service);
+        let connection = graceful.watch(connection);
+        let stopping = self.stopping.subscribe();
+        tokio::spawn(
+            async move { front::run_connection(connection, clock, stopping, peer, &self.totals, place).await },
+        );
     }
 
     /// Requests holding a slot now.

@@ -1,9 +1,11 @@
-//! One request, top to bottom: wait for a slot; a fresh store under the policy and the limits;
-//! the plugin's handler in a task of its own, under an audit scope and the deadline; the
-//! response (held back under `--deny-leaks`); and, once the store is dropped and its sockets are
-//! checked with the OS, one access-log line and the run's counters.
+//! One request, top to bottom: its body read ahead (up to `--body-buffer`, under the minimum
+//! rate); wait for a slot; a fresh store under the policy and the limits; the plugin's handler
+//! in a task of its own, under an audit scope and the deadline; the response (held back under
+//! `--deny-leaks`); and, once the store is dropped and its sockets are checked with the OS, one
+//! access-log line and the run's counters.
 
 use super::Server;
+use super::body::{self, Unread};
 use super::held::{self, Held};
 use super::totals::Totals;
 use crate::audit::report::{LeakReport, OsMismatch};
@@ -46,6 +48,9 @@ struct GuestRun {
     summary: Summary,
     /// Sockets the OS still held after the store was dropped (host bugs).
     still_open: Vec<OsMismatch>,
+    /// Why the OS could not be asked about them (/proc/self/fd unreadable): a host problem,
+    /// which `--deny-leaks` refuses like a leak, never "0 open".
+    os_unreadable: Option<String>,
     /// What the plugin wrote to stderr (its last 64 KiB).
     stderr: String,
 }
@@ -54,15 +59,29 @@ impl GuestRun {
     fn leaked(&self) -> usize {
         self.report.leaked_handles()
     }
+
+    /// Whether the audit could not check the request's sockets with the OS.
+    fn unverified(&self) -> bool {
+        self.os_unreadable.is_some() || self.report.os_unreadable.is_some()
+    }
 }
 
 impl Server {
     pub(super) async fn handle(self: Arc<Self>, request: hyper::Request<Incoming>) -> Response {
         let arrived = Instant::now();
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-        let label = format!("{} {path}", request.method());
-        let Ok(Ok(permit)) = tokio::time::timeout(self.config.deadline, self.slots.clone().acquire_owned()).await
-        else {
+        let label = request_label(request.method(), &path);
+        // The body first, before a slot: a slow upload costs a buffer here, never an instance.
+        let request = match body::read_ahead(request, &self.config.client, &label, arrived + self.config.deadline).await
+        {
+            Ok(request) => request,
+            Err(unread) => return self.refuse_unread(&label, unread, arrived),
+        };
+        if request.body().streams_on() {
+            Totals::add(&self.totals.bodies_streamed, 1);
+        }
+        let waiting = self.config.deadline.saturating_sub(arrived.elapsed());
+        let Ok(Ok(permit)) = tokio::time::timeout(waiting, self.slots.clone().acquire_owned()).await else {
             tracing::warn!(target: "leashed::access", request = %label, status = 503, "no free slot within the deadline (--max-concurrent {})", self.config.max_concurrent);
             return text(StatusCode::SERVICE_UNAVAILABLE, "leashed: the server is busy; try again\n");
         };
@@ -89,7 +108,7 @@ impl Server {
             Ok(Ok(response)) if self.config.deny_leaks => match held::hold(response).await {
                 Held::Complete(parts, body) => {
                     let run = joined(guest).await;
-                    if run.leaked() > 0 {
+                    if run.leaked() > 0 || run.unverified() {
                         Totals::add(&self.totals.refused, 1);
                         self.finish(&label, StatusCode::INTERNAL_SERVER_ERROR, &run, arrived);
                         return text(
@@ -136,6 +155,33 @@ impl Server {
                 text(status, &body)
             }
         }
+    }
+
+    /// The answer to a request whose body did not come (before its slot): 408 when it came too
+    /// slowly, 400 when the connection broke; either way the connection is closed after it.
+    fn refuse_unread(&self, label: &str, unread: Unread, arrived: Instant) -> Response {
+        let ms = format!("{:.1}", arrived.elapsed().as_secs_f64() * 1000.0);
+        let (status, why) = match unread {
+            Unread::TooSlow { received, min_rate } => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the client sent its body below {min_rate} bytes/s (--body-min-rate; {received} bytes came)"),
+            ),
+            Unread::PastDeadline { received } => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the client's body did not come within the deadline of {:?} ({received} bytes came)",
+                    self.config.deadline
+                ),
+            ),
+            Unread::Broken(e) => (StatusCode::BAD_REQUEST, format!("the request's body could not be read: {e}")),
+        };
+        if status == StatusCode::REQUEST_TIMEOUT {
+            Totals::add(&self.totals.bodies_too_slow, 1);
+        }
+        tracing::warn!(target: "leashed::access", request = %label, status = status.as_u16(), ms, "{why}; no slot was taken, and the connection is closed");
+        let mut response = text(status, &format!("leashed: {why}\n"));
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        response
     }
 
     /// A store for one request: the policy, the plugin's environment, the memory cap, and an
@@ -188,10 +234,13 @@ impl Server {
         let mut report = audit.call_report(call);
         report.suppress(&self.config.suppressions);
         drop(store);
-        let still_open = audit.sockets_still_open();
+        let (still_open, os_unreadable) = match audit.sockets_still_open() {
+            Ok(open) => (open, None),
+            Err(why) => (Vec::new(), Some(why)),
+        };
         let summary = audit.summary();
         drop(permit);
-        GuestRun { end, report, summary, still_open, stderr }
+        GuestRun { end, report, summary, still_open, os_unreadable, stderr }
     }
 
     /// What kind of trap stopped the plugin, in words for the log.
@@ -255,18 +304,23 @@ impl Server {
         }
         for event in &run.report.events {
             match event {
-                Event::Denied { host, port, .. } => {
-                    tracing::warn!(target: "leashed::policy", request = %label, "connecting to {host}:{port} was denied by the allowlist")
+                Event::Denied { host, port, times, .. } => {
+                    tracing::warn!(target: "leashed::policy", request = %label, "connecting to {host}:{port} was denied by the allowlist{}", times_text(*times))
                 }
                 // The host-wide cap (`--host-max-connections`) is the one limit not per request.
-                Event::LimitReached { what, limit, .. } if *what == crate::net::budget::HOST_WIDE_LIMIT => {
-                    tracing::warn!(target: "leashed::policy", request = %label, "the host-wide limit of {limit} open connections (--host-max-connections) was reached")
+                Event::LimitReached { what, limit, times, .. } if *what == crate::net::budget::HOST_WIDE_LIMIT => {
+                    tracing::warn!(target: "leashed::policy", request = %label, "the host-wide limit of {limit} open connections (--host-max-connections) was reached{}", times_text(*times))
                 }
-                Event::LimitReached { what, limit, .. } => {
-                    tracing::warn!(target: "leashed::policy", request = %label, "the per-request limit of {limit} {what} was reached")
+                Event::LimitReached { what, limit, times, .. } => {
+                    tracing::warn!(target: "leashed::policy", request = %label, "the per-request limit of {limit} {what} was reached{}", times_text(*times))
                 }
                 _ => {}
             }
+        }
+        // The store is the request's own, so what its audit only counted is this request's.
+        let uncounted = run.report.forgotten.events;
+        if uncounted > 0 {
+            tracing::warn!(target: "leashed::policy", request = %label, "{uncounted} more refusals (denials of other names past the first {}) were counted, not logged", crate::audit::KEPT_DENIALS)
         }
         if !run.stderr.trim().is_empty() {
             tracing::warn!(target: "leashed::plugin", request = %label, "the plugin wrote to stderr:\n{}", run.stderr.trim_end());
@@ -286,14 +340,41 @@ impl Server {
         if !run.report.is_clean() || suppressed > 0 {
             tracing::warn!(target: "leashed::leak", request = %label, status = status.as_u16(), leaked, "the plugin left lent handles behind (reclaimed; sockets checked closed)\n{}\n   ", run.report.to_text().trim_end());
         }
+        if let Some(why) = &run.os_unreadable {
+            tracing::error!(target: "leashed::leak", request = %label, "HOST PROBLEM: after the request's store was dropped, {why}");
+        }
         for socket in &run.still_open {
             tracing::error!(target: "leashed::leak", request = %label, "HOST BUG: after the request's store was dropped, the socket of connection #{} (fd {}) is still open", socket.connection, socket.fd);
         }
         // The access line comes last: once it is out, everything about the request is logged.
         let ms = arrived.elapsed().as_secs_f64() * 1000.0;
         let (lent, released, parked) = (run.summary.lent, run.summary.released, run.summary.parked);
-        tracing::info!(target: "leashed::access", request = %label, status = status.as_u16(), ms = format!("{ms:.1}"), lent, released, parked, leaked, suppressed, outcome);
+        Totals::add(&totals.parked, parked as u64);
+        // Sessions the host's lot holds now, this request's and others'.
+        let parked_now = self.parking.as_ref().map_or(0, |lot| lot.len());
+        tracing::info!(target: "leashed::access", request = %label, status = status.as_u16(), ms = format!("{ms:.1}"), lent, released, parked, parked_now, leaked, suppressed, outcome);
     }
+}
+
+/// ", 10000 times" for a refusal the audit counted more than once.
+fn times_text(times: u64) -> String {
+    if times > 1 { format!(" ({times} times)") } else { String::new() }
+}
+
+/// The longest request target a log line and the audit's call name keep.
+const MAX_LABEL_TARGET: usize = 512;
+
+/// "GET /items/42": the request's name in the log and the audit, with a target past
+/// [`MAX_LABEL_TARGET`] bytes cut (hyper lets a client send a very long one).
+fn request_label(method: &hyper::Method, target: &str) -> String {
+    if target.len() <= MAX_LABEL_TARGET {
+        return format!("{method} {target}");
+    }
+    let mut end = MAX_LABEL_TARGET;
+    while !target.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{method} {}… ({} bytes)", &target[..end], target.len())
 }
 
 /// What happened to a stopped plugin's handles, for the log.
@@ -318,6 +399,7 @@ async fn joined(guest: tokio::task::JoinHandle<GuestRun>) -> GuestRun {
                 report: nothing.store_report(),
                 summary: nothing.summary(),
                 still_open: Vec::new(),
+                os_unreadable: None,
                 stderr: String::new(),
             }
         }
@@ -325,7 +407,7 @@ async fn joined(guest: tokio::task::JoinHandle<GuestRun>) -> GuestRun {
 }
 
 /// A plain-text response from leashed itself.
-fn text(status: StatusCode, body: &str) -> Response {
+pub(super) fn text(status: StatusCode, body: &str) -> Response {
     let mut response = hyper::Response::new(held::full(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response

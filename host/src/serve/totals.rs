@@ -1,5 +1,5 @@
-//! The counters of a whole `leashed serve` run, added to as each request's store is torn down,
-//! and the final `audit:` line printed at shutdown.
+//! The counters of a whole `leashed serve` run, added to as each request's store is torn down
+//! (and as client limits act), and the final `audit:` line printed at shutdown.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -26,6 +26,19 @@ pub struct Totals {
     pub cancelled: AtomicU64,
     /// Sockets the OS still held after a request's store was dropped: host bugs.
     pub sockets_left_open: AtomicU64,
+    /// MySQL sessions requests parked for reuse, and how many the lot held at shutdown (read
+    /// just before it closed them).
+    pub parked: AtomicU64,
+    pub parked_at_exit: AtomicU64,
+    /// Client connections closed by a client timeout (limits.rs): no complete head within
+    /// `--header-timeout`, idle past `--idle-timeout`, a response left unread that long.
+    pub clients_header_timeout: AtomicU64,
+    pub clients_idle: AtomicU64,
+    pub clients_stalled: AtomicU64,
+    /// Requests whose body came too slowly (408), and bodies longer than `--body-buffer`
+    /// streamed to their plugin.
+    pub bodies_too_slow: AtomicU64,
+    pub bodies_streamed: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -43,6 +56,13 @@ pub struct TotalsSnapshot {
     pub timed_out: u64,
     pub cancelled: u64,
     pub sockets_left_open: u64,
+    pub parked: u64,
+    pub parked_at_exit: u64,
+    pub clients_header_timeout: u64,
+    pub clients_idle: u64,
+    pub clients_stalled: u64,
+    pub bodies_too_slow: u64,
+    pub bodies_streamed: u64,
 }
 
 impl Totals {
@@ -60,6 +80,13 @@ impl Totals {
             timed_out: self.timed_out.load(Relaxed),
             cancelled: self.cancelled.load(Relaxed),
             sockets_left_open: self.sockets_left_open.load(Relaxed),
+            parked: self.parked.load(Relaxed),
+            parked_at_exit: self.parked_at_exit.load(Relaxed),
+            clients_header_timeout: self.clients_header_timeout.load(Relaxed),
+            clients_idle: self.clients_idle.load(Relaxed),
+            clients_stalled: self.clients_stalled.load(Relaxed),
+            bodies_too_slow: self.bodies_too_slow.load(Relaxed),
+            bodies_streamed: self.bodies_streamed.load(Relaxed),
         }
     }
 
@@ -70,8 +97,9 @@ impl Totals {
 
 impl fmt::Display for TotalsSnapshot {
     /// `audit: 12 requests, 36 handles lent, 36 released, 2 leaked in 1 request (reclaimed,
-    /// sockets closed), 0 open`; the `open` count is the sockets the OS still held after their
-    /// request ended, which is 0 unless the host has a bug.
+    /// sockets closed), 12 sessions parked (1 still parked at exit, closed), 0 open`; the parked
+    /// part only when sessions were parked; the `open` count is the sockets the OS still held
+    /// after their request ended, which is 0 unless the host has a bug.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
         write!(
@@ -104,6 +132,34 @@ impl fmt::Display for TotalsSnapshot {
                 self.trapped, self.timed_out, self.cancelled
             )?;
         }
+        if self.parked + self.parked_at_exit > 0 {
+            write!(
+                f,
+                ", {} parked ({} still parked at exit, closed)",
+                plural(self.parked, "session"),
+                self.parked_at_exit
+            )?;
+        }
         write!(f, ", {} open", self.sockets_left_open)
+    }
+}
+
+impl TotalsSnapshot {
+    /// What client timeouts and limits did over the run, for the log at shutdown; `None` when
+    /// they never acted.
+    pub fn clients(&self) -> Option<String> {
+        let closed = self.clients_header_timeout + self.clients_idle + self.clients_stalled;
+        (closed + self.bodies_too_slow + self.bodies_streamed > 0).then(|| {
+            format!(
+                "client connections closed: {} without a complete request head in time (--header-timeout), {} idle \
+                 (--idle-timeout), {} not reading their response (--idle-timeout); request bodies: {} too slow \
+                 (408, --body-min-rate), {} longer than --body-buffer streamed",
+                self.clients_header_timeout,
+                self.clients_idle,
+                self.clients_stalled,
+                self.bodies_too_slow,
+                self.bodies_streamed
+            )
+        })
     }
 }
