@@ -92,7 +92,7 @@ fn strict_trap_exits_1_naming_the_reader() {
     let out = audit(env!("LEASHED_FIXTURE_SEED_BUG"), peer, &[], &[&run(peer), "poke()"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("trapped: the strict drop rule (resource has children: connection #1 (created at fixture_seed_bug::open_connection) was dropped while its reader #2"), "{stdout}");
+    assert!(stdout.contains("trapped: the strict drop rule (resource has children: connection #1 (created at fixture_seed_bug::open_connection) was dropped at fixture_seed_bug::buggy_force_close while its reader #2"), "{stdout}");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("skipped `poke()`: the instance trapped"), "{stderr}");
 }

@@ -38,6 +38,15 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::leashed::net::tcp::ErrorCode;
+
+/// leashed:net/sites, from a world of its own: the MySQL guest (world `client`) does not import
+/// it; interpreted guests and plugins may.
+pub mod sites {
+    wasmtime::component::bindgen!({
+        inline: "package leashed:host; world sites { import leashed:net/sites@0.2.0; }",
+        path: "../wit",
+    });
+}
 pub use exports::leashed::mysql::types::{
     Column, ConnectOptions, Date, Datetime, Error as MysqlError, LocalFile, QueryError, ResultSet, ServerError, Time,
     TlsMode, Value, Warning,

@@ -330,7 +330,11 @@ mod tests {
         let adapter = Interfaces::of(EMBEDDED_WASI_SOCKETS_ADAPTER, "the adapter").unwrap();
         assert_eq!(
             adapter.exports,
-            vec![format!("leashed:net/tcp@{NET_VERSION}"), format!("leashed:net/reuse@{NET_VERSION}")]
+            vec![
+                format!("leashed:net/tcp@{NET_VERSION}"),
+                format!("leashed:net/reuse@{NET_VERSION}"),
+                format!("leashed:net/sites@{NET_VERSION}")
+            ]
         );
         assert!(adapter.imports.iter().all(|name| name.starts_with("wasi:")), "{:?}", adapter.imports);
         assert!(adapter.imports.iter().any(|name| name.starts_with("wasi:sockets/tcp@")), "{:?}", adapter.imports);

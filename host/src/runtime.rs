@@ -70,7 +70,7 @@ pub fn base_config() -> Config {
     config
 }
 
-/// A linker with WASI p2 and leashed:net (`tcp` and `reuse`), and nothing else. Whether a
+/// A linker with WASI p2 and leashed:net (`tcp`, `reuse` and `sites`), and nothing else. Whether a
 /// component may import `reuse` is decided before it gets here (`compose::check_plugin` for
 /// served plugins); a store whose policy has no parking lot refuses every `park`.
 pub fn net_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
@@ -78,6 +78,7 @@ pub fn net_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     crate::bindings::leashed::net::tcp::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
     crate::bindings::leashed::net::reuse::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    crate::bindings::sites::leashed::net::sites::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
     Ok(linker)
 }
 

@@ -35,6 +35,8 @@ pub struct HostState {
     /// socket, so this, not the audit's count of undropped connections, is what
     /// `Policy::max_connections` bounds.
     pub held_connections: usize,
+    /// Frames the guest attached for its next lend or drop (leashed:net/sites).
+    pub own_frames: Option<Vec<String>>,
 }
 
 impl HostState {
@@ -68,6 +70,7 @@ impl HostState {
             outbound_http: crate::outbound_http::OutboundHttp::Denied,
             captured_stderr: captured,
             held_connections: 0,
+            own_frames: None,
         }
     }
 }

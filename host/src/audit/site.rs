@@ -105,10 +105,32 @@ pub fn condensed(site: &[String]) -> Vec<String> {
     out
 }
 
-/// The frame to name a handle by in a one-line message: the innermost one that is neither
-/// binding glue (wit-bindgen, the component adapter) nor interpreter machinery.
+/// The frame to name a handle by in a one-line message: the innermost frame the guest attached
+/// in its own language, else the innermost one that is neither binding glue (wit-bindgen, the
+/// component adapter) nor interpreter machinery.
 pub fn one_line(site: &[String]) -> Option<&str> {
-    site.iter().map(String::as_str).find(|f| !is_glue(f) && !is_interpreter(f)).or(site.first().map(String::as_str))
+    let frames = || site.iter().map(String::as_str);
+    frames()
+        .find(|f| is_own_frame(f))
+        .or_else(|| frames().find(|f| !is_glue(f) && !is_interpreter(f)))
+        .or(site.first().map(String::as_str))
+}
+
+/// A wasm site with the frames the guest attached in its own language (leashed:net/sites): they
+/// stand where the interpreter's frames begin (the interpreter runs them), or last if the
+/// backtrace shows no interpreter.
+pub fn with_own_frames(mut wasm: Vec<String>, own: Vec<String>) -> Vec<String> {
+    let at = wasm.iter().position(|f| is_interpreter(f)).unwrap_or(wasm.len());
+    wasm.splice(at..at, own);
+    wasm
+}
+
+/// Whether a frame is one a guest attached in its own language: `file:line function`.
+fn is_own_frame(frame: &str) -> bool {
+    let location = frame.split(' ').next().unwrap_or(frame);
+    location
+        .rsplit_once(':')
+        .is_some_and(|(file, line)| !file.is_empty() && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn interpreter_run(frames: usize) -> String {
@@ -175,5 +197,28 @@ mod tests {
         let site = frames(&["wit_bindgen::rt::run_ctors_once", "PyObject_Call", "items::handle"]);
         assert_eq!(one_line(&site), Some("items::handle"));
         assert_eq!(one_line(&frames(&["cabi_realloc"])), Some("cabi_realloc"));
+    }
+
+    /// A guest's own frames stand where the interpreter's begin, and name the handle in one
+    /// line; Rust paths and trampolines are not taken for them.
+    #[test]
+    fn own_frames_stand_where_the_interpreter_begins() {
+        let wasm = frames(&["adapter [static]connection.connect", "_PyEval_EvalFrameDefault", "main"]);
+        let own = frames(&["pymysql/connections.py:441 _force_close", "app.py:12 run"]);
+        let site = with_own_frames(wasm, own);
+        assert_eq!(
+            site,
+            frames(&[
+                "adapter [static]connection.connect",
+                "pymysql/connections.py:441 _force_close",
+                "app.py:12 run",
+                "_PyEval_EvalFrameDefault",
+                "main"
+            ])
+        );
+        assert_eq!(one_line(&site), Some("pymysql/connections.py:441 _force_close"));
+        assert!(!is_own_frame("leashed_guest::link::Link::connect"));
+        assert!(!is_own_frame("<wasm function 12>"));
+        assert_eq!(with_own_frames(frames(&["a::b"]), frames(&["x.py:1 f"])), frames(&["a::b", "x.py:1 f"]));
     }
 }

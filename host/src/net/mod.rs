@@ -6,6 +6,7 @@ pub mod error;
 pub mod parking;
 pub mod resolve;
 pub mod reuse;
+pub mod sites;
 pub mod socket;
 pub mod tcp;
 pub mod tls;

@@ -41,7 +41,7 @@ impl HostWithStore<HostState> for HasSelf<HostState> {
         mut access: Access<'_, HostState, Self>,
         key: String,
     ) -> wasmtime::Result<Option<(Resource<LentConnection>, Vec<u8>)>> {
-        let site = if access.get().policy.audit_detail { crate::audit::site::capture(&access) } else { Vec::new() };
+        let site = super::sites::guest_site(&mut access);
         access.get().resume_connection(key, site)
     }
 }

@@ -8,7 +8,7 @@
 
 use super::error::NetError;
 use super::socket::{LentConnection, LentReader, LentStream, LentWriter, Socket, StreamSide, with_timeout};
-use crate::audit::{HandleGuard, HandleId, HandleKind, site};
+use crate::audit::{HandleGuard, HandleId, HandleKind};
 use crate::bindings::leashed::net::tcp::{
     ConnectOptions, ErrorCode, Host, HostConnection, HostConnectionWithStore, HostReader, HostReaderWithStore,
     HostWriter, HostWriterWithStore, ShutdownType, SocketAddress, TlsOptions,
@@ -29,10 +29,7 @@ impl Host for HostState {
     }
 }
 
-/// The guest's backtrace, if the policy asks for sites.
-fn guest_site(access: &mut Access<'_, HostState, HasSelf<HostState>>) -> Vec<String> {
-    if access.get().policy.audit_detail { site::capture(&*access) } else { Vec::new() }
-}
+use super::sites::guest_site;
 
 /// The guest's backtrace if this use of a stream is a late use (its socket was reclaimed), so
 /// the audit can say where it happened; nothing (and no cost) otherwise.
@@ -253,9 +250,10 @@ impl HostState {
         match self.policy.close {
             ClosePolicy::Strict => {
                 let described: Vec<String> = live.iter().map(|&(kind, child)| self.describe(kind, child)).collect();
+                let at = crate::audit::site::one_line(&site).map(|frame| format!(" at {frame}")).unwrap_or_default();
                 wasmtime::bail!(
-                    "resource has children: {} was dropped while its {} still lent (strict close policy: drop \
-                     the writer and the reader before the connection)",
+                    "resource has children: {} was dropped{at} while its {} still lent (strict close policy: \
+                     drop the writer and the reader before the connection)",
                     self.describe(HandleKind::Connection, id),
                     described.join(" and ")
                 );

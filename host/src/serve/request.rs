@@ -111,9 +111,14 @@ impl Server {
                     if run.leaked() > 0 || run.unverified() {
                         Totals::add(&self.totals.refused, 1);
                         self.finish(&label, StatusCode::INTERNAL_SERVER_ERROR, &run, arrived);
+                        let why = if run.leaked() > 0 {
+                            "the plugin leaked lent handles"
+                        } else {
+                            "the host could not check the request's sockets with the OS"
+                        };
                         return text(
                             StatusCode::INTERNAL_SERVER_ERROR,
-                            "leashed: the plugin leaked lent handles; its response was withheld (--deny-leaks)\n",
+                            &format!("leashed: {why}; its response was withheld (--deny-leaks)\n"),
                         );
                     }
                     self.finish(&label, parts.status, &run, arrived);

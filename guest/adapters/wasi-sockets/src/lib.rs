@@ -55,5 +55,15 @@ impl exports::leashed::net::reuse::Guest for Adapter {
     }
 }
 
+/// No audit runs on a stock runtime, so no site is wanted and attached frames are dropped.
+#[cfg(target_arch = "wasm32")]
+impl exports::leashed::net::sites::Guest for Adapter {
+    fn wanted() -> bool {
+        false
+    }
+
+    fn attach(_frames: Vec<String>) {}
+}
+
 #[cfg(target_arch = "wasm32")]
 export!(Adapter);
