@@ -1,15 +1,19 @@
 //! Used by build scripts (host/build.rs, tests/build.rs) to build wasm32-wasip2 components with
 //! a nested cargo, so a fresh checkout needs no separate wasm build step; and to build Python
-//! apps into components with componentize-py (`componentize_py`).
+//! apps into components with componentize-py ([`python`]).
 //!
 //! The nested cargo gets its own target dir, so it never waits on the outer build's lock, and
 //! shares the outer build's jobserver. It must not be used outside build scripts.
 
 use std::env;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
+
+mod python;
+pub use python::{
+    COMPONENTIZE_PY_VERSION, PYMYSQL_VERSIONS, componentize_py, componentize_py_with, leashed_python_modules,
+    pymysql_package,
+};
 
 /// The target every leashed component is built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -72,77 +76,6 @@ impl ComponentBuild<'_> {
             })
             .collect()
     }
-}
-
-/// The componentize-py release the Python components are built and tested with.
-pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
-
-/// Builds the Python module `app` (e.g. `.../items-python/app.py`) into a component for
-/// `world` of the WIT at `wit`, written to `output`, with componentize-py: the one named by
-/// `LEASHED_COMPONENTIZE_PY`, or the one on PATH. Returns `output`.
-///
-/// It runs only when `output` is older than `app` or any file under `wit`, since
-/// componentize-py takes about 20 s; the module is copied next to `output` first, so the
-/// bytecode cache componentize-py writes lands there and not in the source tree.
-///
-/// Panics with a message a person can act on when componentize-py is missing or fails.
-pub fn componentize_py(app: &Path, wit: &Path, world: &str, output: &Path) -> PathBuf {
-    println!("cargo:rerun-if-changed={}", app.display());
-    println!("cargo:rerun-if-changed={}", wit.display());
-    println!("cargo:rerun-if-env-changed=LEASHED_COMPONENTIZE_PY");
-    let inputs = newest_mtime(app).max(newest_mtime(wit));
-    let built = fs::metadata(output).and_then(|m| m.modified()).ok();
-    if built.is_some_and(|built| built >= inputs) {
-        return output.to_path_buf();
-    }
-    let tool = env::var_os("LEASHED_COMPONENTIZE_PY").unwrap_or_else(|| "componentize-py".into());
-    let version = Command::new(&tool).arg("--version").output();
-    let version = match version {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        _ => panic!(
-            "componentize-py ({}) is needed to build {} and could not be run; install it with: \
-             pip install componentize-py=={COMPONENTIZE_PY_VERSION} (or run scripts/install-componentize-py), \
-             or set LEASHED_COMPONENTIZE_PY to its path",
-            Path::new(&tool).display(),
-            app.display()
-        ),
-    };
-    if !version.ends_with(COMPONENTIZE_PY_VERSION) {
-        println!(
-            "cargo:warning={version} found; the Python plugins are tested with componentize-py {COMPONENTIZE_PY_VERSION}"
-        );
-    }
-    let module = app.file_stem().and_then(|stem| stem.to_str()).expect("the app is a .py file");
-    let out_dir = output.parent().expect("the output is a file in a directory");
-    let staging = out_dir.join(format!("{}-src", output.file_stem().and_then(|s| s.to_str()).unwrap_or(module)));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).unwrap_or_else(|e| panic!("cannot create {}: {e}", staging.display()));
-    let file_name = app.file_name().expect("the app is a file");
-    fs::copy(app, staging.join(file_name)).unwrap_or_else(|e| panic!("cannot copy {}: {e}", app.display()));
-    let status = Command::new(&tool)
-        .arg("-d")
-        .arg(wit)
-        .args(["-w", world, "componentize", module, "-p"])
-        .arg(&staging)
-        .arg("-o")
-        .arg(output)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        // A build script's stdout is for cargo; componentize-py's chatter goes to the log.
-        .stdout(std::io::stderr())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run componentize-py: {e}"));
-    if !status.success() {
-        panic!("componentize-py failed to build {} (see its output above)", app.display());
-    }
-    assert!(output.is_file(), "componentize-py did not write {}", output.display());
-    output.to_path_buf()
-}
-
-/// The newest modification time of `path` or of any file below it (following symlinks).
-fn newest_mtime(path: &Path) -> SystemTime {
-    let own = fs::metadata(path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-    let children = fs::read_dir(path).into_iter().flatten().flatten();
-    children.map(|entry| newest_mtime(&entry.path())).fold(own, SystemTime::max)
 }
 
 /// Panics, saying what to install, unless a C compiler for wasm32 is there: ring (the TLS crypto
