@@ -1,7 +1,7 @@
 //! Builds the fixture guests (tests/fixtures/*) and the example plugins (guest/plugins/*) as
 //! real wasm32-wasip2 components and passes their paths to the tests as
 //! `LEASHED_FIXTURE_<NAME>` (e.g. LEASHED_FIXTURE_SEED_BUG) and `LEASHED_PLUGIN_<NAME>`
-//! (LEASHED_PLUGIN_ITEMS_RUST, LEASHED_PLUGIN_ITEMS_PYTHON).
+//! (LEASHED_PLUGIN_ITEMS_RUST, LEASHED_PLUGIN_ITEMS_PYTHON, LEASHED_PLUGIN_ITEMS_PYMYSQL).
 //!
 //! The Python components (the example plugin and the leaky-python fixture) need componentize-py
 //! (scripts/install-componentize-py installs it).
@@ -76,13 +76,27 @@ fn build_plugins(plugins: &Path, root: &Path) {
     }
     .build();
     export("PLUGIN", "items-rust", &wasm[0]);
-    let python = componentize_py(
+    let items_http = plugins.join("items-common").join("items_http.py");
+    let python = componentize_py_with(
         &plugins.join("items-python").join("app.py"),
+        std::slice::from_ref(&items_http),
         &root.join("wit"),
         "plugin",
         &target_dir.join("items_python.wasm"),
     );
     export("PLUGIN", "items-python", &python);
+    // PyMySQL 1.1.2 from PyPI on guest/python's leashed_socket, for the world socket-plugin.
+    let mut beside = vec![items_http];
+    beside.extend(leashed_python_modules(root));
+    beside.push(pymysql_package(root, "1.1.2"));
+    let pymysql = componentize_py_with(
+        &plugins.join("items-pymysql").join("app.py"),
+        &beside,
+        &root.join("wit"),
+        "socket-plugin",
+        &target_dir.join("items_pymysql.wasm"),
+    );
+    export("PLUGIN", "items-pymysql", &pymysql);
 }
 
 /// `LEASHED_<KIND>_<NAME>` for the tests, e.g. LEASHED_PLUGIN_ITEMS_RUST.

@@ -49,35 +49,47 @@ fn rust_plugin_answers_with_a_row_and_a_clean_audit() {
     assert_eq!(last, "audit: 1 request, 3 handles lent, 3 released, 0 open", "{log}");
 }
 
-/// Acceptance 2: the Python plugin gives byte-identical answers to the Rust one, for rows,
-/// misses, bad input, the buffered list, the streamed list and inserts.
+/// Acceptance 2: the Python plugins give byte-identical answers to the Rust one, for rows,
+/// misses, bad input, the buffered list, the streamed list and inserts: items-python on the
+/// leashed client, and items-pymysql, PyMySQL from PyPI on lent sockets (issue 18), whose every
+/// request is audited clean.
 #[test]
-fn python_plugin_answers_byte_for_byte_like_the_rust_one() {
+fn python_plugins_answer_byte_for_byte_like_the_rust_one() {
     let mut rust = serve(env!("LEASHED_PLUGIN_ITEMS_RUST"), &[]);
-    let mut python = serve(env!("LEASHED_PLUGIN_ITEMS_PYTHON"), &[]);
-    for path in ["/items/1", "/items/3000", "/items/99999", "/items/abc", "/items", "/items?stream=1", "/nowhere"] {
-        let (a, b) = (rust.get(path), python.get(path));
-        assert_eq!(a.status, b.status, "GET {path}");
-        assert!(a.body == b.body, "GET {path}: bodies differ\nrust:   {:.300}\npython: {:.300}", a.body, b.body);
-    }
     let streamed = rust.get("/items?stream=1");
     assert_eq!(streamed.body.lines().count() as u64, ITEMS, "one NDJSON line per row");
-    let first = rust.request("POST", "/items", Some(r#"{"name":"pear","price":"2.25"}"#));
-    let second = python.request("POST", "/items", Some(r#"{"name":"fig","price":"0.75"}"#));
-    assert_eq!((first.status, second.status), (201, 201), "{first:?} {second:?}");
-    let id =
-        |reply: &Reply| -> u64 { reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}').parse().unwrap() };
-    assert_eq!(id(&second), id(&first) + 1, "{first:?} {second:?}");
-    assert_eq!(python.get(&format!("/items/{}", id(&first))), rust.get(&format!("/items/{}", id(&first))));
-    let bad = (rust.request("POST", "/items", Some("{")), python.request("POST", "/items", Some("{")));
-    assert_eq!(bad.0.status, 400);
-    assert_eq!(bad.0, bad.1);
-    for served in [rust, python] {
-        let (code, log) = served.terminate();
+    for plugin in [env!("LEASHED_PLUGIN_ITEMS_PYTHON"), env!("LEASHED_PLUGIN_ITEMS_PYMYSQL")] {
+        let mut python = serve(plugin, &[]);
+        for path in ["/items/1", "/items/3000", "/items/99999", "/items/abc", "/items", "/items?stream=1", "/nowhere"] {
+            let (a, b) = (rust.get(path), python.get(path));
+            assert_eq!(a.status, b.status, "{plugin}: GET {path}");
+            assert!(
+                a.body == b.body,
+                "{plugin}: GET {path}: bodies differ\nrust:   {:.300}\npython: {:.300}",
+                a.body,
+                b.body
+            );
+        }
+        let first = rust.request("POST", "/items", Some(r#"{"name":"pear","price":"2.25"}"#));
+        let second = python.request("POST", "/items", Some(r#"{"name":"fig","price":"0.75"}"#));
+        assert_eq!((first.status, second.status), (201, 201), "{plugin}: {first:?} {second:?}");
+        let id = |reply: &Reply| -> u64 {
+            reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}').parse().unwrap()
+        };
+        assert_eq!(id(&second), id(&first) + 1, "{plugin}: {first:?} {second:?}");
+        assert_eq!(python.get(&format!("/items/{}", id(&first))), rust.get(&format!("/items/{}", id(&first))));
+        let bad = (rust.request("POST", "/items", Some("{")), python.request("POST", "/items", Some("{")));
+        assert_eq!(bad.0.status, 400);
+        assert_eq!(bad.0, bad.1, "{plugin}");
+        let (code, log) = python.terminate();
         assert_eq!(code, Some(0), "{log}");
         assert!(log.lines().last().unwrap_or_default().ends_with(", 0 open"), "{log}");
         assert!(!log.contains("leaked=1"), "{log}");
+        assert!(log.contains("leaked=0"), "{log}");
     }
+    let (code, log) = rust.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.lines().last().unwrap_or_default().ends_with(", 0 open"), "{log}");
 }
 
 /// Acceptance 3: a connection kept past the response is logged with the request and the
