@@ -1,5 +1,6 @@
 //! Benchmark (not a test): leashed against the native Rust `mysql` crate (27, the baseline of
-//! every ratio) and PyMySQL, on the same server in the same run. Each workload runs in rounds;
+//! every ratio) and PyMySQL, natively and in a component on leashed's sockets, on the same
+//! server in the same run. Each workload runs in rounds;
 //! a round runs one block of every client, in rotating order. Each row prints each client's
 //! median time per operation and its ratio to native with a 95 % bootstrap interval.
 //!
@@ -7,7 +8,8 @@
 //!     cargo run --release -p leashed-bench --bin compare -- mysql://u:p@127.0.0.1:3306/db [ROUNDS]
 //!
 //! The CLI and `leashed serve` workloads run the `leashed` binary next to this one
-//! ($LEASHED_BIN to name another) and the items-rust plugin ($LEASHED_PLUGIN).
+//! ($LEASHED_BIN to name another) and the items-rust plugin ($LEASHED_PLUGIN); PyMySQL in a
+//! component is the one bench/build.rs built ($LEASHED_PYMYSQL_COMPONENT to name another).
 
 use leashed::bindings::{ConnectOptions, TlsMode};
 use leashed::mysql_url::MysqlUrl;
@@ -15,6 +17,7 @@ use leashed::net::parking::{ParkingLimits, ParkingLot, SessionReuse};
 use leashed::{Allowlist, ComponentSource, GuestInstance, MysqlHandle, Policy, Runtime};
 use leashed_bench::http::KeepAlive;
 use leashed_bench::pymysql::PyMysql;
+use leashed_bench::pymysql_wasm::PyMysqlWasm;
 use leashed_bench::rounds::Samples;
 use mysql::prelude::Queryable;
 use std::path::PathBuf;
@@ -30,6 +33,19 @@ struct Bench {
     runtime: Runtime,
     rounds: usize,
     python: Option<PyMysql>,
+    /// PyMySQL in a component, on sockets this host lends, under the leashed column's policy.
+    python_wasm: Option<PyMysqlWasm>,
+}
+
+/// The clients of the workloads PyMySQL runs, in their column order.
+const WITH_PYTHON: [&str; 4] = ["native", "leashed", "PyMySQL", "PyMySQL on leashed"];
+
+/// A workload both PyMySQL clients run.
+#[derive(Clone, Copy)]
+enum PyWorkload {
+    Select1,
+    Rows,
+    Connect,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -51,7 +67,9 @@ async fn main() {
     )
     .map_err(|why| println!("note: {why}"))
     .ok();
-    let mut bench = Bench { url, text_url, runtime, rounds, python };
+    let policy = Policy::allowing(Allowlist::new([url.allow_entry()]));
+    let python_wasm = PyMysqlWasm::start(policy, &text_url).await.map_err(|why| println!("note: {why}")).ok();
+    let mut bench = Bench { url, text_url, runtime, rounds, python, python_wasm };
     println!("{rounds} rounds per workload; each client's median per operation, and its ratio to native");
     bench.select_1().await;
     bench.rows_buffered().await;
@@ -60,6 +78,9 @@ async fn main() {
     bench.instantiate_alone().await;
     bench.cli_one_shot();
     bench.serve_request();
+    if let Some(wasm) = bench.python_wasm.as_mut() {
+        wasm.close().await;
+    }
 }
 
 impl Bench {
@@ -74,8 +95,29 @@ impl Bench {
             .into()
     }
 
+    /// The leashed column's policy (PyMySQL on leashed runs under the same one).
     fn policy(&self) -> Policy {
         Policy::allowing(Allowlist::new([self.url.allow_entry()]))
+    }
+
+    /// One block of `ops` operations of a PyMySQL client (2: in its own process, 3: in the
+    /// component), timed; `None` when that client is missing.
+    async fn python_block(&mut self, which: usize, workload: PyWorkload, ops: u32) -> Option<Duration> {
+        let (name, sql, fetches) = match workload {
+            PyWorkload::Select1 => ("select1", "", 1),
+            PyWorkload::Rows => ("rows", ROWS_SQL, 200_000),
+            PyWorkload::Connect => ("connect", "", 0),
+        };
+        if which == 2 {
+            let py = self.python.as_mut()?;
+            return Some(match workload {
+                PyWorkload::Rows => py.block(&format!("query {ROWS_SQL}"), ops),
+                _ => py.block(name, ops),
+            });
+        }
+        let (took, fetched) = self.python_wasm.as_mut()?.block(name, ops, sql).await;
+        assert_eq!(fetched, fetches, "PyMySQL on leashed, {name}: rows fetched");
+        Some(took)
     }
 
     fn options(&self) -> ConnectOptions {
@@ -92,35 +134,28 @@ impl Bench {
         const OPS: u32 = 200;
         let (mut instance, conn) = self.leashed_session().await;
         let mut native = mysql::Conn::new(self.native_opts()).expect("native login");
-        let mut samples = Samples::new(&["native", "leashed", "PyMySQL"]);
+        let mut samples = Samples::new(&WITH_PYTHON);
         for round in 0..self.rounds + 2 {
             for which in samples.order(round) {
                 let started = Instant::now();
-                match which {
+                let took = match which {
                     0 => {
                         for _ in 0..OPS {
                             let one: Option<u8> = native.query_first("SELECT 1").unwrap();
                             assert_eq!(one, Some(1));
                         }
+                        Some(started.elapsed())
                     }
                     1 => {
                         for _ in 0..OPS {
                             instance.query(conn, "SELECT 1").await.unwrap().expect("SELECT 1");
                         }
+                        Some(started.elapsed())
                     }
-                    _ => match self.python.as_mut() {
-                        Some(py) => {
-                            let took = py.block("select1", OPS);
-                            if round >= 2 {
-                                samples.record(2, took, OPS);
-                            }
-                            continue;
-                        }
-                        None => continue,
-                    },
-                }
-                if round >= 2 {
-                    samples.record(which, started.elapsed(), OPS);
+                    python => self.python_block(python, PyWorkload::Select1, OPS).await,
+                };
+                if let Some(took) = took.filter(|_| round >= 2) {
+                    samples.record(which, took, OPS);
                 }
             }
         }
@@ -131,29 +166,25 @@ impl Bench {
     async fn rows_buffered(&mut self) {
         let (mut instance, conn) = self.leashed_session().await;
         let mut native = mysql::Conn::new(self.native_opts()).expect("native login");
-        let mut samples = Samples::new(&["native", "leashed", "PyMySQL"]);
+        let mut samples = Samples::new(&WITH_PYTHON);
         let rounds = (self.rounds / 3).max(5);
         for round in 0..rounds + 1 {
             for which in samples.order(round) {
                 let started = Instant::now();
-                match which {
-                    0 => assert_eq!(native.query::<(u64, u64, String), _>(ROWS_SQL).unwrap().len(), 200_000),
+                let took = match which {
+                    0 => {
+                        assert_eq!(native.query::<(u64, u64, String), _>(ROWS_SQL).unwrap().len(), 200_000);
+                        Some(started.elapsed())
+                    }
                     1 => {
                         let sets = instance.query(conn, ROWS_SQL).await.unwrap().expect("rows");
                         assert_eq!(sets[0].rows.len(), 200_000);
+                        Some(started.elapsed())
                     }
-                    _ => {
-                        if let Some(py) = self.python.as_mut() {
-                            let took = py.block(&format!("query {ROWS_SQL}"), 1);
-                            if round >= 1 {
-                                samples.record(2, took, 1);
-                            }
-                        }
-                        continue;
-                    }
-                }
-                if round >= 1 {
-                    samples.record(which, started.elapsed(), 1);
+                    python => self.python_block(python, PyWorkload::Rows, 1).await,
+                };
+                if let Some(took) = took.filter(|_| round >= 1) {
+                    samples.record(which, took, 1);
                 }
             }
         }
@@ -165,30 +196,28 @@ impl Bench {
         const OPS: u32 = 20;
         let mut instance = self.runtime.instantiate(self.policy()).await.expect("instantiate");
         let options = self.options();
-        let mut samples = Samples::new(&["native", "leashed", "PyMySQL"]);
+        // PyMySQL's blocks are shorter: a Python connect takes several times as long.
+        const PYTHON_OPS: u32 = 2;
+        let mut samples = Samples::new(&WITH_PYTHON);
         for round in 0..self.rounds + 2 {
             for which in samples.order(round) {
                 let started = Instant::now();
-                match which {
-                    0 => (0..OPS).for_each(|_| drop(mysql::Conn::new(self.native_opts()).expect("native login"))),
+                let (took, ops) = match which {
+                    0 => {
+                        (0..OPS).for_each(|_| drop(mysql::Conn::new(self.native_opts()).expect("native login")));
+                        (Some(started.elapsed()), OPS)
+                    }
                     1 => {
                         for _ in 0..OPS {
                             let conn = instance.open(&options).await.unwrap().expect("login");
                             instance.close(conn).await.unwrap().unwrap();
                         }
+                        (Some(started.elapsed()), OPS)
                     }
-                    _ => {
-                        if let Some(py) = self.python.as_mut() {
-                            let took = py.block("connect", 2);
-                            if round >= 2 {
-                                samples.record(2, took, 2);
-                            }
-                        }
-                        continue;
-                    }
-                }
-                if round >= 2 {
-                    samples.record(which, started.elapsed(), OPS);
+                    python => (self.python_block(python, PyWorkload::Connect, PYTHON_OPS).await, PYTHON_OPS),
+                };
+                if let Some(took) = took.filter(|_| round >= 2) {
+                    samples.record(which, took, ops);
                 }
             }
         }
