@@ -10,45 +10,20 @@
 //! - `wasmtime run` runs a command composed with the stock MySQL component.
 
 use leashed::compose::{Interfaces, plug};
+use leashed_tests::composed::{
+    COMPARED_PATHS, assert_no_socket_to_mariadb, compose_for_wasi_sockets, db_port, leashed_serve_with,
+};
+use leashed_tests::echo_peer;
 use leashed_tests::items::{ITEMS, items_table};
-use leashed_tests::served::{Reply, Served, leashed_bin, sockets_to_port};
+use leashed_tests::served::{Reply, Served, leashed_bin};
 use leashed_tests::stock::{SERVE_WASI, StockServe, closed_port, listener, resetting, silent, wasmtime_run};
-use leashed_tests::{Account, echo_peer, url};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// `leashed compose [INPUT] --for wasi-sockets -o OUTPUT` (no INPUT: the MySQL guest alone).
-fn compose_for_wasi_sockets(input: Option<&str>, name: &str) -> PathBuf {
-    let output = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("leashed-stock-{name}.wasm"));
-    let out = Command::new(leashed_bin())
-        .arg("compose")
-        .args(input)
-        .args(["--for", "wasi-sockets", "-o"])
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "compose {input:?}: {}", String::from_utf8_lossy(&out.stderr));
-    output
-}
-
 fn imports_of(path: &Path) -> Interfaces {
     Interfaces::of(&std::fs::read(path).unwrap(), &path.display().to_string()).unwrap()
-}
-
-fn db_port() -> u16 {
-    url(Account::Native).port
-}
-
-/// Waits (up to 5 s: the runtime drops the instance after the response) until process `pid`
-/// holds no socket to MariaDB.
-fn assert_no_socket_to_mariadb(pid: u32, after: &str) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while sockets_to_port(pid, db_port()) > 0 {
-        assert!(Instant::now() < until, "after {after}, process {pid} still holds a socket to MariaDB");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Acceptance 1: plugins, and the guest alone, composed for wasi:sockets import only WASI.
@@ -96,10 +71,6 @@ fn composing_nothing_for_leashed_is_a_usage_error() {
     assert!(stderr.contains("name the plugin to compose"), "{stderr}");
 }
 
-/// The requests both servers get, and must answer byte for byte alike.
-const PATHS: [&str; 7] =
-    ["/items/1", "/items/3000", "/items/99999", "/items/abc", "/items", "/items?stream=1", "/nowhere"];
-
 /// Acceptance 2: stock `wasmtime serve` runs the composed Rust and Python plugins with the same
 /// answers as `leashed serve`, over plain TCP and over TLS (verify-identity against the test
 /// CA, verify-ca by address, and a refused certificate with the same words); after every request the wasmtime process
@@ -122,12 +93,12 @@ fn stock_wasmtime_serve_answers_like_leashed_serve_over_tcp_and_tls() {
     let refused: [(&str, &str); 3] =
         [("DATABASE_URL", &by_name), ("MYSQL_TLS_MODE", "verify-identity"), ("MYSQL_CA_PEM", &other_ca)];
     for (transport, envs, paths) in [
-        ("tcp", &tcp[..], &PATHS[..]),
-        ("tls", &tls[..], &PATHS[..]),
-        ("verify-ca", &by_ca[..], &PATHS[..2]),
-        ("a wrong CA", &refused[..], &PATHS[..1]),
+        ("tcp", &tcp[..], &COMPARED_PATHS[..]),
+        ("tls", &tls[..], &COMPARED_PATHS[..]),
+        ("verify-ca", &by_ca[..], &COMPARED_PATHS[..2]),
+        ("a wrong CA", &refused[..], &COMPARED_PATHS[..1]),
     ] {
-        let mut leashed = leashed_serve(envs);
+        let mut leashed = leashed_serve_with(envs);
         let stock = [StockServe::start(&rust, SERVE_WASI, envs), StockServe::start(&python, SERVE_WASI, envs)];
         for path in paths {
             let expected = leashed.get(path);
@@ -143,13 +114,13 @@ fn stock_wasmtime_serve_answers_like_leashed_serve_over_tcp_and_tls() {
                     expected.body,
                     got.body
                 );
-                assert_no_socket_to_mariadb(served.pid(), &format!("{transport} GET {path} ({plugin})"));
+                assert_no_socket_to_mariadb(&[served.pid()], &format!("{transport} GET {path} ({plugin})"));
             }
         }
         if transport == "a wrong CA" {
             let refusal = leashed.get("/items/1").body;
             assert!(refusal.contains("TLS handshake with localhost failed: invalid peer certificate"), "{refusal}");
-        } else if paths.len() == PATHS.len() {
+        } else if paths.len() == COMPARED_PATHS.len() {
             let streamed = stock[0].get("/items?stream=1");
             assert_eq!(streamed.body.lines().count() as u64, ITEMS, "{transport}: one NDJSON line per row");
         }
@@ -163,31 +134,15 @@ fn stock_wasmtime_serve_answers_like_leashed_serve_over_tcp_and_tls() {
     let id =
         |reply: &Reply| -> u64 { reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}').parse().unwrap() };
     assert_eq!(id(&second), id(&first) + 1, "{first:?} {second:?}");
-    let mut leashed = leashed_serve(&tls);
+    let mut leashed = leashed_serve_with(&tls);
     assert_eq!(leashed.get(&format!("/items/{}", id(&second))), stock[0].get(&format!("/items/{}", id(&second))));
     let bad = stock[1].request("POST", "/items", Some("{"));
     assert_eq!(bad, leashed.request("POST", "/items", Some("{")));
     for served in &stock {
-        assert_no_socket_to_mariadb(served.pid(), "the POSTs");
+        assert_no_socket_to_mariadb(&[served.pid()], "the POSTs");
     }
     let _ = std::fs::remove_file(rust);
     let _ = std::fs::remove_file(python);
-}
-
-/// `leashed serve` of the Rust plugin with the same environment, allowed to reach MariaDB by
-/// the name or the address the URL gives.
-fn leashed_serve(envs: &[(&str, &str)]) -> Served {
-    let mut args: Vec<String> = vec![
-        "--allow".into(),
-        format!("127.0.0.1:{}", db_port()),
-        "--allow".into(),
-        format!("localhost:{}", db_port()),
-    ];
-    for (name, value) in envs {
-        args.extend(["--env".into(), format!("{name}={value}")]);
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Served::start(env!("LEASHED_PLUGIN_ITEMS_RUST"), &args)
 }
 
 /// Acceptance 3: a plugin that drops a connection before its reader traps on stock wasmtime
@@ -207,9 +162,9 @@ fn the_strict_drop_rule_traps_on_stock_wasmtime() {
         line.contains("still lent (strict close policy: drop the writer and the reader before the connection)"),
         "{line}"
     );
-    assert_no_socket_to_mariadb(served.pid(), "the trap");
+    assert_no_socket_to_mariadb(&[served.pid()], "the trap");
     assert_eq!(served.get("/ok"), Reply { status: 200, body: r#"{"ok":true}"#.into() });
-    assert_no_socket_to_mariadb(served.pid(), "GET /ok");
+    assert_no_socket_to_mariadb(&[served.pid()], "GET /ok");
 }
 
 /// The stock-command fixture composed with the stock MySQL component that

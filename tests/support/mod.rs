@@ -4,9 +4,12 @@
 //! The server comes from `scripts/mariadb` (scripts/test starts it and exports
 //! `LEASHED_TEST_*_URL`); tests fail loudly, never skip, when it is missing.
 
+pub mod composed;
 pub mod echo_peer;
 pub mod fault_proxy;
 pub mod items;
+pub mod jco;
+pub mod lattice;
 pub mod scripted_server;
 pub mod served;
 pub mod stock;

@@ -31,6 +31,15 @@ pub fn leashed_bin() -> PathBuf {
     bin
 }
 
+/// A scratch directory for what a test writes (composed components, a lattice's state): the
+/// `tmp` directory cargo gives integration tests, next to the test binaries' profile directory.
+pub fn scratch_dir() -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let dir = deps.parent().unwrap().parent().unwrap().join("tmp");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
 impl Served {
     /// Starts `leashed serve PLUGIN --listen 127.0.0.1:0 ARGS…` and waits until it listens.
     pub fn start(plugin: &str, args: &[&str]) -> Served {
@@ -162,9 +171,17 @@ pub fn collect_lines(output: impl std::io::Read + Send + 'static, log: &Arc<Mute
 
 /// `curl -X METHOD http://ADDR/PATH [--data BODY]`: the status and the body.
 pub fn curl(addr: &str, method: &str, path: &str, body: Option<&str>) -> Reply {
+    curl_with(addr, method, path, body, &[])
+}
+
+/// `curl`, with the request headers `headers` (`Name: value`) as well.
+pub fn curl_with(addr: &str, method: &str, path: &str, body: Option<&str>, headers: &[&str]) -> Reply {
     let url = format!("http://{addr}{path}");
     let mut curl = Command::new("curl");
     curl.args(["-sS", "--max-time", "60", "-X", method, "-w", "\n%{http_code}", &url]);
+    for header in headers {
+        curl.args(["-H", header]);
+    }
     if let Some(body) = body {
         curl.args(["-H", "content-type: application/json", "--data-binary", body]);
     }
