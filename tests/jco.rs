@@ -9,18 +9,13 @@
 //! Skipped, saying so, only when scripts/install-jco could not reach the npm registry.
 
 use leashed_tests::composed::{
-    COMPARED_PATHS, assert_no_socket_to_mariadb, compose_for_wasi_sockets, db_port, leashed_serve_with,
+    COMPARED_PATHS, assert_no_socket_to_mariadb, assert_same_reply, compose_for_wasi_sockets, db_port,
+    leashed_serve_with, new_id,
 };
 use leashed_tests::items::{ITEMS, items_table};
 use leashed_tests::jco::{JcoServe, jco_binary};
-use leashed_tests::served::{Reply, Served};
+use leashed_tests::served::Served;
 use leashed_tests::stock::closed_port;
-
-/// The id a successful POST /items answered with (`{"id":N}`).
-fn new_id(reply: &Reply) -> u64 {
-    let id = reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}');
-    id.parse().unwrap_or_else(|_| panic!("not a new id: {reply:?}"))
-}
 
 /// One test, so that its POSTs cannot race another test's comparisons of the list.
 #[test]
@@ -43,14 +38,7 @@ fn jco_serve_answers_like_leashed_serve_and_keeps_no_socket() {
 
     for path in COMPARED_PATHS {
         let expected = leashed.get(path);
-        let got = served.get(path);
-        assert_eq!(got.status, expected.status, "jco, GET {path}: {got:.300?}\n{}", served.log());
-        assert!(
-            got.body == expected.body,
-            "jco, GET {path}: bodies differ\nleashed: {:.300}\njco:     {:.300}",
-            expected.body,
-            got.body
-        );
+        assert_same_reply(&served.get(path), &expected, &format!("jco, GET {path}"));
         assert_no_socket_to_mariadb(&pids, &format!("jco GET {path}"));
     }
     let streamed = served.get("/items?stream=1");

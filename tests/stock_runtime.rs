@@ -11,7 +11,8 @@
 
 use leashed::compose::{Interfaces, plug};
 use leashed_tests::composed::{
-    COMPARED_PATHS, assert_no_socket_to_mariadb, compose_for_wasi_sockets, db_port, leashed_serve_with,
+    COMPARED_PATHS, assert_no_socket_to_mariadb, assert_same_reply, compose_for_wasi_sockets, db_port,
+    leashed_serve_with, new_id,
 };
 use leashed_tests::echo_peer;
 use leashed_tests::items::{ITEMS, items_table};
@@ -104,16 +105,7 @@ fn stock_wasmtime_serve_answers_like_leashed_serve_over_tcp_and_tls() {
             let expected = leashed.get(path);
             for (served, plugin) in stock.iter().zip(["rust", "python"]) {
                 let got = served.get(path);
-                assert_eq!(
-                    got.status, expected.status,
-                    "{transport}, {plugin} on wasmtime serve, GET {path}: {got:.300?}"
-                );
-                assert!(
-                    got.body == expected.body,
-                    "{transport}, {plugin} on wasmtime serve, GET {path}: bodies differ\nleashed: {:.300}\nstock:   {:.300}",
-                    expected.body,
-                    got.body
-                );
+                assert_same_reply(&got, &expected, &format!("{transport}, {plugin} on wasmtime serve, GET {path}"));
                 assert_no_socket_to_mariadb(&[served.pid()], &format!("{transport} GET {path} ({plugin})"));
             }
         }
@@ -131,11 +123,12 @@ fn stock_wasmtime_serve_answers_like_leashed_serve_over_tcp_and_tls() {
     let first = stock[0].request("POST", "/items", Some(r#"{"name":"plum","price":"1.10"}"#));
     let second = stock[1].request("POST", "/items", Some(r#"{"name":"kiwi","price":"0.40"}"#));
     assert_eq!((first.status, second.status), (201, 201), "{first:?} {second:?}");
-    let id =
-        |reply: &Reply| -> u64 { reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}').parse().unwrap() };
-    assert_eq!(id(&second), id(&first) + 1, "{first:?} {second:?}");
+    assert_eq!(new_id(&second), new_id(&first) + 1, "{first:?} {second:?}");
     let mut leashed = leashed_serve_with(&tls);
-    assert_eq!(leashed.get(&format!("/items/{}", id(&second))), stock[0].get(&format!("/items/{}", id(&second))));
+    assert_eq!(
+        leashed.get(&format!("/items/{}", new_id(&second))),
+        stock[0].get(&format!("/items/{}", new_id(&second)))
+    );
     let bad = stock[1].request("POST", "/items", Some("{"));
     assert_eq!(bad, leashed.request("POST", "/items", Some("{")));
     for served in &stock {

@@ -12,22 +12,16 @@
 //! Skipped, saying so, only when scripts/install-wasmcloud could not reach PyPI or Debian.
 
 use leashed_tests::composed::{
-    COMPARED_PATHS, assert_no_socket_to_mariadb, compose_for_wasi_sockets, db_port, leashed_serve_with,
+    COMPARED_PATHS, assert_no_socket_to_mariadb, assert_same_reply, compose_for_wasi_sockets, db_port,
+    leashed_serve_with, new_id,
 };
 use leashed_tests::items::{ITEMS, items_table};
 use leashed_tests::lattice::{Lattice, routed, running, skip_reason};
-use leashed_tests::served::Reply;
 use std::net::TcpStream;
 
 /// The plugins deployed, by workload name and the Host header that routes to it.
 const PLUGINS: [(&str, &str); 2] = [("items-rust", "items-rust.local"), ("items-python", "items-python.local")];
 const HOSTS: [&str; 2] = ["h1", "h2"];
-
-/// The id a successful POST /items answered with (`{"id":N}`).
-fn new_id(reply: &Reply) -> u64 {
-    let id = reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}');
-    id.parse().unwrap_or_else(|_| panic!("not a new id: {reply:?}"))
-}
 
 /// One test: the lattice takes a few seconds to come up, and its POSTs must not race another
 /// test's comparisons of the list.
@@ -61,13 +55,7 @@ fn two_hosts_answer_like_leashed_serve_survive_one_stopping_and_keep_no_socket()
         for host in HOSTS {
             for (name, route) in PLUGINS {
                 let got = routed(&lattice.addr(host), route, "GET", path, None);
-                assert_eq!(got.status, expected.status, "{name} on {host}, GET {path}: {got:.300?}");
-                assert!(
-                    got.body == expected.body,
-                    "{name} on {host}, GET {path}: bodies differ\nleashed: {:.300}\nlattice: {:.300}",
-                    expected.body,
-                    got.body
-                );
+                assert_same_reply(&got, &expected, &format!("{name} on {host}, GET {path}"));
             }
         }
     }

@@ -3,7 +3,7 @@
 //! match `leashed serve` byte for byte, that reference server, and the wait until a runtime's
 //! processes hold no socket to MariaDB.
 
-use crate::served::{Served, leashed_bin, scratch_dir, sockets_to_port};
+use crate::served::{Reply, Served, leashed_bin, scratch_dir, sockets_to_port};
 use crate::{Account, url};
 use std::path::PathBuf;
 use std::process::Command;
@@ -63,4 +63,22 @@ pub fn assert_no_socket_to_mariadb(pids: &[u32], after: &str) {
         assert!(Instant::now() < until, "after {after}, these processes still hold sockets to MariaDB: {holding:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Fails unless `got` has the status and the very bytes of `expected` (what `leashed serve`
+/// answered); `what` names the runtime and the request.
+pub fn assert_same_reply(got: &Reply, expected: &Reply, what: &str) {
+    assert_eq!(got.status, expected.status, "{what}: {got:.300?}");
+    assert!(
+        got.body == expected.body,
+        "{what}: bodies differ\nleashed: {:.300}\ngot:     {:.300}",
+        expected.body,
+        got.body
+    );
+}
+
+/// The id a successful POST /items answered with (`{"id":N}`).
+pub fn new_id(reply: &Reply) -> u64 {
+    let id = reply.body.trim_start_matches(r#"{"id":"#).trim_end_matches('}');
+    id.parse().unwrap_or_else(|_| panic!("not a new id: {reply:?}"))
 }
