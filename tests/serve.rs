@@ -2,6 +2,7 @@
 //! built from source by tests/build.rs) and the leaky fixture plugin, called with curl, against
 //! the private MariaDB; the per-request audit in the log, the sockets in /proc, SIGTERM.
 
+use leashed_tests::composed::assert_same_reply;
 use leashed_tests::items::{ITEMS, items_table};
 use leashed_tests::served::{Reply, Served, sockets_to_port};
 use leashed_tests::{Account, url};
@@ -61,14 +62,7 @@ fn python_plugins_answer_byte_for_byte_like_the_rust_one() {
     for plugin in [env!("LEASHED_PLUGIN_ITEMS_PYTHON"), env!("LEASHED_PLUGIN_ITEMS_PYMYSQL")] {
         let mut python = serve(plugin, &[]);
         for path in ["/items/1", "/items/3000", "/items/99999", "/items/abc", "/items", "/items?stream=1", "/nowhere"] {
-            let (a, b) = (rust.get(path), python.get(path));
-            assert_eq!(a.status, b.status, "{plugin}: GET {path}");
-            assert!(
-                a.body == b.body,
-                "{plugin}: GET {path}: bodies differ\nrust:   {:.300}\npython: {:.300}",
-                a.body,
-                b.body
-            );
+            assert_same_reply(&python.get(path), &rust.get(path), &format!("{plugin}: GET {path}"));
         }
         let first = rust.request("POST", "/items", Some(r#"{"name":"pear","price":"2.25"}"#));
         let second = python.request("POST", "/items", Some(r#"{"name":"fig","price":"0.75"}"#));
