@@ -11,65 +11,17 @@
 //!
 //! The tests count server connections, so they take turns (`one_at_a_time`).
 
-use leashed::bindings::{ConnectOptions, TlsMode, Value};
-use leashed::net::parking::{ParkingLimits, ParkingLot, SessionReuse};
-use leashed::{GuestInstance, MysqlHandle, Policy};
+use leashed::bindings::{ConnectOptions, Value};
+use leashed::net::parking::{ParkingLimits, ParkingLot};
 use leashed_tests::items::items_table;
+use leashed_tests::reuse::{block_on, global_status, plain, reusing, scalar, session_id};
 use leashed_tests::served::{Reply, Served, sockets_to_port};
-use leashed_tests::{Account, options, policy_for, runtime, url};
+use leashed_tests::{Account, policy_for, runtime, url};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
-}
-
-/// One value of a one-row query.
-async fn scalar(instance: &mut GuestInstance, conn: MysqlHandle, sql: &str) -> Value {
-    let sets = instance.query(conn, sql).await.unwrap().unwrap_or_else(|e| panic!("{sql}: {:?}", e.error));
-    sets[0].rows[0][0].clone()
-}
-
-/// The server's `Connections` counter (connection attempts since it started), read over a
-/// connection of its own (which counts too).
-async fn connections_counter() -> u64 {
-    let url = url(Account::Native);
-    let mut instance = runtime().instantiate(policy_for(&url)).await.unwrap();
-    let conn = instance.open(&plain(&url)).await.unwrap().expect("login");
-    let sets = instance.query(conn, "SHOW GLOBAL STATUS LIKE 'Connections'").await.unwrap().unwrap();
-    instance.close(conn).await.unwrap().unwrap();
-    match &sets[0].rows[0][1] {
-        Value::Text(n) => n.parse().unwrap(),
-        other => panic!("Connections is {other:?}"),
-    }
-}
-
-fn plain(url: &leashed::mysql_url::MysqlUrl) -> ConnectOptions {
-    ConnectOptions { tls_mode: TlsMode::Disabled, ..options(url) }
-}
-
-/// A policy whose instances park in `lot` under `scope` (one scope per component).
-fn reusing(lot: &Arc<ParkingLot>, scope: &str) -> Policy {
-    Policy { reuse: Some(SessionReuse { lot: lot.clone(), scope: scope.into() }), ..policy_for(&url(Account::Native)) }
-}
-
-/// Opens `options` in a fresh instance of `policy` and returns the session's connection id,
-/// after running `sql` (if any); the connection is closed (parked, when clean) and the
-/// instance dropped.
-async fn session_id(policy: &Policy, options: &ConnectOptions, sql: &[&str]) -> u32 {
-    let mut instance = runtime().instantiate(policy.clone()).await.unwrap();
-    let conn = instance.open(options).await.unwrap().expect("login");
-    let id = instance.connection_id(conn).await.unwrap();
-    for statement in sql {
-        instance.query(conn, statement).await.unwrap().unwrap_or_else(|e| panic!("{statement}: {:?}", e.error));
-    }
-    instance.close(conn).await.unwrap().unwrap();
-    assert_eq!(instance.audit().summary().open, 0);
-    id
 }
 
 /// `leashed serve` of the Rust example plugin against the private MariaDB, TLS off.
@@ -91,7 +43,9 @@ fn sequential_requests_through_serve_share_one_connection() {
     let _turn = one_at_a_time();
     let url = url(Account::Native);
     let mut served = serve_items(&[]);
-    let before = block_on(connections_counter());
+    let (uses, prepares) =
+        block_on(async { (global_status("Com_change_db").await, global_status("Com_stmt_prepare").await) });
+    let before = block_on(global_status("Connections"));
     const REQUESTS: usize = 20;
     for _ in 0..REQUESTS {
         assert_eq!(
@@ -100,9 +54,14 @@ fn sequential_requests_through_serve_share_one_connection() {
         );
         assert_eq!(sockets_to_port(served.pid(), url.port), 1, "exactly the parked socket:\n{}", served.log());
     }
-    let after = block_on(connections_counter());
+    let after = block_on(global_status("Connections"));
     // `after` counts its own connection too.
     assert_eq!(after - before - 1, 1, "{REQUESTS} requests made {} connections", after - before - 1);
+    // The shortcut (tests/reuse_shortcut.rs): only the first park, after a fresh login, is a
+    // reset (its setup runs a USE); the lookup is prepared again after it, then cached.
+    let resets = block_on(global_status("Com_change_db")) - uses;
+    let prepared = block_on(global_status("Com_stmt_prepare")) - prepares;
+    assert_eq!((resets, prepared), (1, 2), "resets and prepares over {REQUESTS} requests");
     let log = served.log();
     let access: Vec<&str> = log.lines().filter(|l| l.contains("leashed::access")).collect();
     assert!(access.iter().all(|l| l.contains("parked=1") && l.contains("leaked=0")), "{log}");
@@ -117,11 +76,11 @@ fn without_reuse_every_request_connects() {
     let _turn = one_at_a_time();
     let url = url(Account::Native);
     let mut served = serve_items(&["--no-session-reuse"]);
-    let before = block_on(connections_counter());
+    let before = block_on(global_status("Connections"));
     for _ in 0..5 {
         assert_eq!(served.get("/items/2").status, 200);
     }
-    let after = block_on(connections_counter());
+    let after = block_on(global_status("Connections"));
     assert_eq!(after - before - 1, 5);
     assert_eq!(sockets_to_port(served.pid(), url.port), 0, "{}", served.log());
     assert!(served.log().lines().filter(|l| l.contains("leashed::access")).all(|l| l.contains("parked=0")));

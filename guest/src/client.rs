@@ -11,16 +11,17 @@ use crate::bindings::exports::leashed::mysql::types::{
     ConnectOptions, Error, LocalFile, QueryError, ResultSet, TlsMode, Value, Warning,
 };
 use crate::bindings::leashed::net::tcp::{ConnectOptions as NetOptions, TlsOptions, TlsVerify};
+use crate::hygiene::Hygiene;
 use crate::link::Link;
+use crate::parking::Reuse;
 use crate::proto::command::{com_init_db, com_ping, com_query, com_quit, com_reset_connection};
 use crate::proto::login::{AuthPolicy, Credentials, Login, LoginStep, MAX_PACKET_SIZE, ServerInfo};
 use crate::proto::query::{QueryResponse, QueryStep, parse_ok};
 use crate::proto::statement::{PrepareResponse, PrepareStep, com_stmt_prepare};
-use crate::proto::value::describe_column;
 use crate::proto::{ERR_HEADER, parse_err, protocol};
-use crate::reuse::now_ms;
 use crate::row_stream::MysqlRowStream;
 use crate::statement::MysqlStatement;
+use crate::statement_cache::{PreparedSql, StatementCache};
 use mysql_common::constants::StatusFlags;
 use mysql_common::packets::CommonOkPacket;
 use std::cell::{Cell, RefCell};
@@ -40,56 +41,63 @@ pub(crate) struct Session {
     pub(crate) link: Link,
     pub(crate) server: ServerInfo,
     /// How it authenticated, for COM_CHANGE_USER.
-    policy: AuthPolicy,
+    pub(crate) policy: AuthPolicy,
     /// A row stream is reading a result: no other command may be sent until it is done.
     pub(crate) streaming: bool,
     /// What LOAD DATA LOCAL INFILE may send.
     local_files: Vec<LocalFile>,
     /// The server said a transaction is open (at the last OK it sent).
-    in_transaction: bool,
+    pub(crate) in_transaction: bool,
     /// How to park this session for reuse when it is closed clean.
-    reuse: Option<Reuse>,
-}
-
-/// What parking needs: the session's key, and the SQL that, after the reset, gives the session
-/// back its database and setup.
-#[derive(Clone)]
-struct Reuse {
-    key: String,
-    setup: String,
-}
-
-impl Reuse {
-    /// Only a session with a database is parked: a reset keeps whatever database `USE` last
-    /// chose, so the setup selects the session's own again, and without one there is none to
-    /// go back to.
-    fn for_options(options: &ConnectOptions, setup: &Option<String>) -> Option<Reuse> {
-        let database = options.database.as_ref()?;
-        let mut sql = format!("USE `{}`", database.replace('`', "``"));
-        if let Some(setup) = setup {
-            sql.push_str("; ");
-            sql.push_str(setup);
-        }
-        Some(Reuse { key: crate::reuse::session_key(options), setup: sql })
-    }
+    pub(crate) reuse: Option<Reuse>,
+    /// Whether it is provably as its setup left it (then parking skips the reset).
+    pub(crate) hygiene: Hygiene,
+    /// Its prepared statements, open and cached.
+    pub(crate) statements: StatementCache,
 }
 
 impl Session {
+    /// A session on `link`, just logged in (or just taken over: the caller adjusts).
+    pub(crate) fn new(
+        link: Link,
+        server: ServerInfo,
+        policy: AuthPolicy,
+        local_files: Vec<LocalFile>,
+        reuse: Option<Reuse>,
+    ) -> Session {
+        Session {
+            link,
+            server,
+            policy,
+            streaming: false,
+            local_files,
+            in_transaction: false,
+            reuse,
+            hygiene: Hygiene::fresh_login(),
+            statements: StatementCache::default(),
+        }
+    }
+
     /// Sends a command whose answer is a single OK (or ERR).
-    fn simple_command(&mut self, payload: &[u8]) -> Result<(), Error> {
+    pub(crate) fn simple_command(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.link.begin_command();
         self.link.send(payload)?;
         self.read_ok()
     }
 
     /// Reads a command's one-packet reply: OK, or the server's error.
-    fn read_ok(&mut self) -> Result<(), Error> {
+    pub(crate) fn read_ok(&mut self) -> Result<(), Error> {
         let packet = self.link.recv()?;
         if packet.first() == Some(&ERR_HEADER) {
             return Err(Error::Server(parse_err(&packet, self.server.capabilities)?));
         }
         let ok = parse_ok::<CommonOkPacket>(&packet, self.server.capabilities)?;
         self.in_transaction = ok.status_flags().contains(StatusFlags::SERVER_STATUS_IN_TRANS);
+        self.hygiene.note_ok(
+            ok.status_flags().contains(StatusFlags::SERVER_SESSION_STATE_CHANGED),
+            ok.last_insert_id().unwrap_or(0),
+            ok.warnings(),
+        );
         Ok(())
     }
 
@@ -115,6 +123,7 @@ impl Session {
 
     /// Runs SQL with the text protocol and returns all its result sets.
     fn run(&mut self, sql: &str) -> Result<Vec<ResultSet>, QueryError> {
+        self.hygiene.note_sql(sql);
         self.link.begin_command();
         self.link.send(&com_query(sql)).map_err(|error| QueryError { completed: Vec::new(), error })?;
         let response = QueryResponse::new(self.server.capabilities);
@@ -163,10 +172,13 @@ pub(crate) fn with_session_even_streaming<T, E>(
         return Err(refuse(Error::Closed));
     };
     let result = op(session);
-    if let Err(e) = &result
-        && is_fatal(error_of(e))
-    {
-        slot.take().expect("checked above").link.force_close();
+    if let Err(e) = &result {
+        if is_fatal(error_of(e)) {
+            slot.take().expect("checked above").link.force_close();
+        } else {
+            // An ERR carries no status: what the statement changed before it failed is unknown.
+            session.hygiene.note_unknown();
+        }
     }
     result
 }
@@ -178,8 +190,11 @@ pub(crate) fn read_results(session: &mut Session, mut response: QueryResponse) -
     loop {
         let packet = session.link.recv().map_err(fail)?;
         let step = response.step(&packet)?;
-        if let QueryStep::Done(_) = step {
+        if let QueryStep::Done(sets) = &step {
             session.in_transaction = response.in_transaction();
+            for set in sets {
+                session.hygiene.note_ok(response.state_changed(), set.last_insert_id, set.warnings);
+            }
         }
         match step {
             QueryStep::Done(sets) => match refused_file {
@@ -202,72 +217,50 @@ impl MysqlConnection {
         with_session(&self.session, refuse, error_of, op)
     }
 
-    /// Ends the session. A clean one (no transaction, no row stream) is offered to the host
-    /// for reuse first; if the host takes it, it is reset (and withdrawn if the reset fails)
-    /// and released, and the host parks it. Any other gets COM_QUIT and is force-closed. Errors
-    /// while saying goodbye do not matter: the link is released either way.
+    /// Ends the session: parked for reuse if it is clean and the host takes it (`parking.rs`),
+    /// otherwise COM_QUIT. Errors while saying goodbye do not matter: the link is released
+    /// either way.
     fn quit(&self) {
         let Some(mut session) = self.session.borrow_mut().take() else { return };
-        let parkable = session.reuse.take().filter(|_| !session.streaming && !session.in_transaction);
-        if let Some(reuse) = parkable
-            && session.link.offer_for_reuse(&reuse.key, &crate::reuse::encode_state(&session.server, now_ms()))
-        {
-            if session.reset_for_reuse(&reuse).is_err() || session.link.has_unread() {
-                session.link.withdraw_offer();
-            }
-            session.link.force_close();
-            return;
+        if !session.park() {
+            session.link.begin_command();
+            let _ = session.link.send(&com_quit());
         }
-        session.link.begin_command();
-        let _ = session.link.send(&com_quit());
         session.link.force_close();
     }
-}
 
-impl Session {
-    /// COM_RESET_CONNECTION (rolls back, drops temporary tables, clears variables and prepared
-    /// statements), then the session setup again: the session is as a fresh login leaves it.
-    /// Both go out in one write, so the reset costs one round trip. If the reset fails, the
-    /// setup still runs, and the caller withdraws the session anyway.
-    fn reset_for_reuse(&mut self, reuse: &Reuse) -> Result<(), Error> {
-        self.link.send_pipelined(&[&com_reset_connection(), &com_query(&reuse.setup)])?;
-        self.read_ok()?;
-        self.link.next_reply();
-        read_results(self, QueryResponse::new(self.server.capabilities)).map_err(|failure| failure.error)?;
-        Ok(())
+    /// Hands out a statement for `sql`: a cached one, or one the server prepares now.
+    fn prepared(&self, sql: String) -> Result<(PreparedSql, u32), Error> {
+        self.with_session(
+            |e| e,
+            |e| e,
+            |session| {
+                session.hygiene.note_sql(&sql);
+                let generation = session.statements.generation();
+                if let Some(cached) = session.statements.check_out(&sql) {
+                    return Ok((cached, generation));
+                }
+                session.link.begin_command();
+                session.link.send(&com_stmt_prepare(&sql))?;
+                let mut response = PrepareResponse::new(session.server.capabilities);
+                loop {
+                    let packet = session.link.recv()?;
+                    if let PrepareStep::Done(prepared) = response.step(&packet)? {
+                        session.statements.opened();
+                        let prepared =
+                            PreparedSql { sql, id: prepared.id, params: prepared.params, columns: prepared.columns };
+                        return Ok((prepared, generation));
+                    }
+                }
+            },
+        )
     }
 
-    /// A session another instance parked under `reuse.key`, if one is parked and alive; `None`
-    /// otherwise (a dead one is released on the way). The host lends only a socket the server
-    /// has not closed; one parked more than a second ago must also answer a ping.
-    fn resume(reuse: &Reuse, policy: &AuthPolicy, local_files: &[LocalFile]) -> Option<Session> {
-        let (mut link, state) = Link::resume(&reuse.key)?;
-        let Some(parked) = crate::reuse::decode_state(&state) else {
-            link.force_close();
-            return None;
-        };
-        let trusted = parked.needs_no_ping(now_ms());
-        let server = parked.server;
-        link.set_max_packet(policy.max_packet as usize);
-        let mut session = Session {
-            link,
-            server,
-            policy: policy.clone(),
-            streaming: false,
-            local_files: local_files.to_vec(),
-            in_transaction: false,
-            reuse: Some(reuse.clone()),
-        };
-        if trusted {
-            return Some(session);
-        }
-        match session.simple_command(&com_ping()) {
-            Ok(()) => Some(session),
-            Err(_) => {
-                session.link.force_close();
-                None
-            }
-        }
+    /// The server dropped the session's state and statements (a reset or a change of user):
+    /// nothing is cached any more, and tracking is off until the next reset for reuse.
+    fn forget_session_state(session: &mut Session) {
+        session.statements.forget_all();
+        session.hygiene.note_unknown();
     }
 }
 
@@ -322,15 +315,7 @@ impl GuestConnection for MysqlConnection {
                 return Err(error);
             }
         };
-        let mut session = Session {
-            link,
-            server,
-            policy,
-            streaming: false,
-            local_files: options.local_infile,
-            in_transaction: false,
-            reuse,
-        };
+        let mut session = Session::new(link, server, policy, options.local_infile, reuse);
         if let Some(sql) = &setup
             && let Err(failure) = session.run(sql)
         {
@@ -350,32 +335,25 @@ impl GuestConnection for MysqlConnection {
 
     fn query_stream(&self, sql: String) -> Result<connection::RowStream, Error> {
         let shared = self.session.clone();
-        let stream = self.with_session(|e| e, |e| e, |session| MysqlRowStream::start(shared, session, &sql))?;
+        let stream = self.with_session(
+            |e| e,
+            |e| e,
+            |session| {
+                // A stream's end is not checked for state changes.
+                session.hygiene.note_unknown();
+                MysqlRowStream::start(shared, session, &sql)
+            },
+        )?;
         Ok(connection::RowStream::new(stream))
     }
 
     fn prepare(&self, sql: String) -> Result<connection::Statement, Error> {
-        let prepared = self.with_session(
-            |e| e,
-            |e| e,
-            |session| {
-                session.link.begin_command();
-                session.link.send(&com_stmt_prepare(&sql))?;
-                let mut response = PrepareResponse::new(session.server.capabilities);
-                loop {
-                    let packet = session.link.recv()?;
-                    if let PrepareStep::Done(prepared) = response.step(&packet)? {
-                        return Ok(prepared);
-                    }
-                }
-            },
-        )?;
+        let (prepared, generation) = self.prepared(sql)?;
         Ok(connection::Statement::new(MysqlStatement {
             session: self.session.clone(),
-            id: prepared.id,
-            params: prepared.params,
-            columns: prepared.columns.iter().map(describe_column).collect(),
             long_data: RefCell::new(vec![false; usize::from(prepared.params)]),
+            prepared: RefCell::new(Some(prepared)),
+            generation,
             open: Cell::new(true),
         }))
     }
@@ -401,7 +379,14 @@ impl GuestConnection for MysqlConnection {
     }
 
     fn reset(&self) -> Result<(), Error> {
-        self.with_session(|e| e, |e| e, |session| session.simple_command(&com_reset_connection()))
+        self.with_session(
+            |e| e,
+            |e| e,
+            |session| {
+                Self::forget_session_state(session);
+                session.simple_command(&com_reset_connection())
+            },
+        )
     }
 
     fn change_user(&self, user: String, password: Option<String>, database: Option<String>) -> Result<(), Error> {
@@ -411,6 +396,7 @@ impl GuestConnection for MysqlConnection {
             |session| {
                 // The session is no longer the one its key names.
                 session.reuse = None;
+                Self::forget_session_state(session);
                 let creds = Credentials { user: &user, password: password.as_deref(), database: database.as_deref() };
                 let (login, payload) = Login::change_user(&session.server, &creds, session.policy.clone())?;
                 session.link.begin_command();

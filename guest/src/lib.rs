@@ -12,14 +12,20 @@
 //!   force-closes on every error that leaves the connection unusable.
 //! - [`row_stream`]: the exported `row-stream` resource, which reads a result batch by batch.
 //! - [`statement`]: the exported `statement` resource (prepared statements).
+//! - [`statement_cache`]: a session's prepared statements, open and cached by SQL.
 //! - [`reuse`]: session keys and the state a parked session carries (session reuse).
+//! - [`parking`]: how a session is parked for the next instance and taken over by it.
+//! - [`hygiene`]: whether a session is provably untouched, so parking can skip the reset.
 
 pub mod client;
+pub mod hygiene;
 pub mod link;
+pub mod parking;
 pub mod proto;
 pub mod reuse;
 pub mod row_stream;
 pub mod statement;
+pub mod statement_cache;
 
 /// Bindings generated from `wit/` (world `leashed:mysql/client`).
 pub mod bindings {

@@ -1,5 +1,6 @@
 //! Session reuse, the guest's part: the key that names a session, and the state a parked
-//! session needs to be taken over by another instance.
+//! session needs to be taken over by another instance (how a session is parked and taken over
+//! is in `parking.rs`).
 //!
 //! The key is a SHA-256 over everything that defines the session: where, as whom (password
 //! included), which database, TLS, character set and collation, autocommit, sql_mode, the init
@@ -8,6 +9,7 @@
 
 use crate::bindings::exports::leashed::mysql::types::{ConnectOptions, TlsMode};
 use crate::proto::login::ServerInfo;
+use crate::statement_cache::{self, PreparedSql};
 use mysql_common::constants::CapabilityFlags;
 use sha2::{Digest, Sha256};
 
@@ -66,7 +68,11 @@ fn tls_mode_code(mode: TlsMode) -> u8 {
 }
 
 /// The format version of the parked state.
-const STATE_VERSION: u8 = 2;
+const STATE_VERSION: u8 = 3;
+
+/// The most a parked state may take (the host's cap is larger); cached statements that do not
+/// fit are closed before parking.
+pub const STATE_BUDGET: usize = 32 * 1024;
 
 /// A session parked this recently is taken over without a ping: the host has just checked that
 /// the server neither closed it nor sent anything, and a server rarely goes away within a
@@ -80,6 +86,8 @@ pub struct ParkedState {
     /// When it was parked, in milliseconds since the Unix epoch (the wall clock: instances do
     /// not share a monotonic one).
     pub parked_at_ms: u64,
+    /// The statements it has prepared and cached (none when it was reset before parking).
+    pub statements: Vec<PreparedSql>,
 }
 
 impl ParkedState {
@@ -95,16 +103,24 @@ pub fn now_ms() -> u64 {
 }
 
 /// What another instance needs to take the session over: the server's greeting as negotiated,
-/// and when it was parked.
-pub fn encode_state(server: &ServerInfo, parked_at_ms: u64) -> Vec<u8> {
+/// when it was parked, and the statements it keeps prepared. Returns the state and the
+/// statements that did not fit in [`STATE_BUDGET`] (to be closed before parking).
+pub fn encode_state(
+    server: &ServerInfo,
+    parked_at_ms: u64,
+    statements: Vec<PreparedSql>,
+) -> (Vec<u8>, Vec<PreparedSql>) {
     let mut state = vec![STATE_VERSION, u8::from(server.tls)];
     state.extend(parked_at_ms.to_le_bytes());
     state.extend(server.capabilities.bits().to_le_bytes());
     state.extend(server.connection_id.to_le_bytes());
     state.extend((server.nonce.len() as u32).to_le_bytes());
     state.extend(&server.nonce);
+    state.extend((server.version.len() as u32).to_le_bytes());
     state.extend(server.version.as_bytes());
-    state
+    let budget = STATE_BUDGET.saturating_sub(state.len());
+    let left_out = statement_cache::encode(statements, budget, &mut state);
+    (state, left_out)
 }
 
 /// The parked state; `None` if it is not one this guest wrote.
@@ -120,7 +136,10 @@ pub fn decode_state(state: &[u8]) -> Option<ParkedState> {
     let (nonce_len, rest) = rest.split_first_chunk::<4>()?;
     let nonce_len = u32::from_le_bytes(*nonce_len) as usize;
     let nonce = rest.get(..nonce_len)?.to_vec();
-    let version = String::from_utf8(rest.get(nonce_len..)?.to_vec()).ok()?;
+    let (version_len, rest) = rest.get(nonce_len..)?.split_first_chunk::<4>()?;
+    let version_len = u32::from_le_bytes(*version_len) as usize;
+    let version = String::from_utf8(rest.get(..version_len)?.to_vec()).ok()?;
+    let statements = statement_cache::decode(rest.get(version_len..)?).ok()?;
     let server = ServerInfo {
         version,
         connection_id: u32::from_le_bytes(*id),
@@ -128,7 +147,7 @@ pub fn decode_state(state: &[u8]) -> Option<ParkedState> {
         nonce,
         tls: tls == 1,
     };
-    Some(ParkedState { server, parked_at_ms: u64::from_le_bytes(*parked_at) })
+    Some(ParkedState { server, parked_at_ms: u64::from_le_bytes(*parked_at), statements })
 }
 
 #[cfg(test)]
@@ -189,8 +208,11 @@ mod tests {
             nonce: vec![1, 2, 3],
             tls: true,
         };
-        let parked = decode_state(&encode_state(&server, 1_700_000_000_000)).expect("decodes");
+        let (state, left_out) = encode_state(&server, 1_700_000_000_000, Vec::new());
+        assert!(left_out.is_empty());
+        let parked = decode_state(&state).expect("decodes");
         assert_eq!(parked.parked_at_ms, 1_700_000_000_000);
+        assert!(parked.statements.is_empty());
         let decoded = parked.server;
         assert_eq!(
             (decoded.version, decoded.connection_id, decoded.capabilities, decoded.nonce, decoded.tls),
@@ -211,7 +233,7 @@ mod tests {
             nonce: Vec::new(),
             tls: false,
         };
-        let parked = ParkedState { server, parked_at_ms: 10_000 };
+        let parked = ParkedState { server, parked_at_ms: 10_000, statements: Vec::new() };
         assert!(parked.needs_no_ping(10_000));
         assert!(parked.needs_no_ping(10_999));
         assert!(!parked.needs_no_ping(11_000));

@@ -10,9 +10,11 @@ pub mod fault_proxy;
 pub mod items;
 pub mod jco;
 pub mod lattice;
+pub mod reuse;
 pub mod scripted_server;
 pub mod served;
 pub mod stock;
+pub mod untracked_proxy;
 
 use leashed::bindings::ConnectOptions;
 use leashed::mysql_url::MysqlUrl;

@@ -44,6 +44,8 @@ fn wanted_capabilities() -> CapabilityFlags {
         | CapabilityFlags::CLIENT_PS_MULTI_RESULTS
         | CapabilityFlags::CLIENT_DEPRECATE_EOF
         | CapabilityFlags::CLIENT_CONNECT_WITH_DB
+        // OKs say when the session's state changed (session reuse skips a reset without).
+        | CapabilityFlags::CLIENT_SESSION_TRACK
 }
 
 /// Who logs in, and where.

@@ -65,6 +65,8 @@ pub struct QueryResponse {
     completed: Vec<ResultSet>,
     /// The server status of the last result's OK (or terminator).
     status: StatusFlags,
+    /// Some result's OK (or terminator) said the session's state changed (session tracking).
+    state_changed: bool,
 }
 
 impl QueryResponse {
@@ -104,12 +106,19 @@ impl QueryResponse {
             rows: Vec::new(),
             completed: Vec::new(),
             status: StatusFlags::empty(),
+            state_changed: false,
         }
     }
 
     /// Whether the server said, at the end of the last result, that a transaction is open.
     pub fn in_transaction(&self) -> bool {
         self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
+    }
+
+    /// Whether any result so far reported a change to the session's state
+    /// (SERVER_SESSION_STATE_CHANGED, sent when the session tracker is on).
+    pub fn state_changed(&self) -> bool {
+        self.state_changed
     }
 
     /// Feeds the next packet of the response.
@@ -214,6 +223,7 @@ impl QueryResponse {
         });
         self.state = State::Start;
         self.status = ok.status_flags();
+        self.state_changed |= ok.status_flags().contains(StatusFlags::SERVER_SESSION_STATE_CHANGED);
         if ok.status_flags().contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
             QueryStep::NeedPacket
         } else {
@@ -290,6 +300,25 @@ mod tests {
         assert_eq!((sets[0].affected_rows, sets[0].last_insert_id, sets[0].warnings), (3, 7, 1));
         assert_eq!(sets[0].info, "hello");
         assert!(sets[0].columns.is_empty());
+    }
+
+    /// With session tracking negotiated, an OK that changed the session says so (and carries
+    /// what changed); the mark stays for the whole response, even when a later result is quiet.
+    #[test]
+    fn a_state_change_anywhere_in_the_response_is_kept() {
+        let mut reader = QueryResponse::new(caps() | CapabilityFlags::CLIENT_SESSION_TRACK);
+        // status AUTOCOMMIT | MORE_RESULTS | SESSION_STATE_CHANGED, empty info, then the state
+        // info: one SESSION_TRACK_STATE_CHANGE entry saying "1".
+        let changed = b"\x00\x00\x00\x0a\x40\x00\x00\x00\x04\x02\x02\x011";
+        assert!(matches!(reader.step(changed).unwrap(), QueryStep::NeedPacket));
+        assert!(reader.state_changed());
+        let quiet = b"\x00\x00\x00\x02\x00\x00\x00\x00";
+        assert!(matches!(reader.step(quiet).unwrap(), QueryStep::Done(_)));
+        assert!(reader.state_changed());
+
+        let mut untouched = QueryResponse::new(caps() | CapabilityFlags::CLIENT_SESSION_TRACK);
+        assert!(matches!(untouched.step(quiet).unwrap(), QueryStep::Done(_)));
+        assert!(!untouched.state_changed());
     }
 
     /// A LOCAL INFILE request is a protocol error unless the capability was negotiated; then

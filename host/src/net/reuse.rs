@@ -23,8 +23,9 @@ use wasmtime::component::{Access, HasSelf, Resource};
 /// The longest key `park` and `resume` accept (the guest's keys are 64 hex digits).
 pub const MAX_KEY_BYTES: usize = 256;
 
-/// The largest state `park` keeps (the guest's is well under 1 KiB).
-pub const MAX_STATE_BYTES: usize = 4096;
+/// The largest state `park` keeps (the guest keeps its own under 32 KiB: the session and its
+/// cached statements).
+pub const MAX_STATE_BYTES: usize = 64 * 1024;
 
 impl Host for HostState {
     async fn park(&mut self, conn: Resource<LentConnection>, key: String, state: Vec<u8>) -> Result<(), NetError> {
