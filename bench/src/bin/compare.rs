@@ -295,6 +295,10 @@ impl Bench {
         println!("{}", samples.row("CLI one-shot SELECT 1 (vs the mariadb client)"));
     }
 
+    /// One served request, two ways of measuring it: against the native client doing what
+    /// the plugin does (connect, prepared SELECT, close), and against the anchor a user would
+    /// pick instead of a plugin, `items_native` (a tokio + hyper service over a mysql_async
+    /// pool), answering the same GET over keep-alive HTTP. One request at a time.
     fn serve_request(&mut self) {
         const OPS: u32 = 20;
         let plugin = std::env::var("LEASHED_PLUGIN").unwrap_or_else(|_| env!("LEASHED_BENCH_PLUGIN").into());
@@ -307,15 +311,23 @@ impl Bench {
                  INSERT IGNORE INTO items (id, name, price) VALUES (1, 'item-1', 0.25)",
             )
             .expect("the items table");
-        let mut samples = Samples::new(&["native", "serve, no reuse", "serve, reuse"]);
+        // Columns: 0 native connect, 1 the pooled service, 2 serve without reuse, 3 with.
+        let mut versus_connect = Samples::new(&["native", "serve, no reuse", "serve, reuse"]);
+        let mut versus_pool = Samples::new(&["native pooled service", "serve, no reuse", "serve, reuse"]);
+        let mut pooled = Served::spawn(
+            Command::new(sibling("items_native", "LEASHED_ITEMS_NATIVE")).env("DATABASE_URL", &self.text_url),
+            &["--listen"],
+        );
         let mut fresh = Served::start(&plugin, &allow, &self.text_url, &["--no-session-reuse"]);
         let mut reused = Served::start(&plugin, &allow, &self.text_url, &[]);
         let mut clients = [
+            KeepAlive::connect(&pooled.addr).expect("connect to items_native"),
             KeepAlive::connect(&fresh.addr).expect("connect to leashed serve"),
             KeepAlive::connect(&reused.addr).expect("connect to leashed serve"),
         ];
         for round in 0..self.rounds + 2 {
-            for which in samples.order(round) {
+            // Rotated, so none always goes first.
+            for which in (0..4).map(|i| (i + round) % 4) {
                 let started = Instant::now();
                 for _ in 0..OPS {
                     if which == 0 {
@@ -331,13 +343,23 @@ impl Bench {
                     }
                 }
                 if round >= 2 {
-                    samples.record(which, started.elapsed(), OPS);
+                    let took = started.elapsed();
+                    match which {
+                        0 => versus_connect.record(0, took, OPS),
+                        1 => versus_pool.record(0, took, OPS),
+                        served => {
+                            versus_connect.record(served - 1, took, OPS);
+                            versus_pool.record(served - 1, took, OPS);
+                        }
+                    }
                 }
             }
         }
+        pooled.stop();
         fresh.stop();
         reused.stop();
-        println!("{}", samples.row("one request (connect, prepared SELECT, close)"));
+        println!("{}", versus_connect.row("one request (connect, prepared SELECT, close)"));
+        println!("{}", versus_pool.row("one request vs a pooled native service"));
     }
 }
 
@@ -356,19 +378,28 @@ struct Served {
 
 impl Served {
     fn start(plugin: &str, allow: &str, url: &str, extra: &[&str]) -> Served {
+        let mut serve = Command::new(sibling("leashed", "LEASHED_BIN"));
+        serve
+            .args(["serve", plugin, "--allow", allow, "--log-format", "json"])
+            .args(["--env", &format!("DATABASE_URL={url}"), "--env", "MYSQL_TLS_MODE=disabled"])
+            .args(extra);
+        Served::spawn(&mut serve, &["--listen"])
+    }
+
+    /// Runs `command` with `listen_flag` and a free port appended, and waits until it listens.
+    fn spawn(command: &mut Command, listen_flag: &[&str]) -> Served {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(sibling("leashed", "LEASHED_BIN"))
-            .args(["serve", plugin, "--listen", &addr, "--allow", allow, "--log-format", "json"])
-            .args(["--env", &format!("DATABASE_URL={url}"), "--env", "MYSQL_TLS_MODE=disabled"])
-            .args(extra)
+        let child = command
+            .args(listen_flag)
+            .arg(&addr)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("leashed serve starts");
+            .unwrap_or_else(|e| panic!("{command:?} starts: {e}"));
         let until = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < until, "leashed serve did not listen on {addr}");
+            assert!(Instant::now() < until, "{command:?} did not listen on {addr}");
             std::thread::sleep(Duration::from_millis(20));
         }
         Served { child, addr }
