@@ -99,8 +99,10 @@ impl Hygiene {
 
 /// Whether `sql` mentions something that holds state the session tracker does not report.
 pub fn may_hold_untracked_state(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    UNTRACKED.iter().any(|word| lower.contains(word)) || names_a_user_variable(sql)
+    // Without a lowercase copy: this runs on every query.
+    let bytes = sql.as_bytes();
+    let mentions = |word: &str| bytes.windows(word.len()).any(|window| window.eq_ignore_ascii_case(word.as_bytes()));
+    UNTRACKED.iter().any(|word| mentions(word)) || names_a_user_variable(sql)
 }
 
 /// Whether `sql` mentions a user variable (`@name`, not a system variable's `@@name`): `SET`

@@ -28,7 +28,10 @@ async fn main() {
     };
     let url = MysqlUrl::parse(url).unwrap_or_else(|e| panic!("{e}"));
     let seconds: u64 = args.get(3).map(|s| s.parse().expect("SECONDS is a number")).unwrap_or(10);
-    let runtime = Runtime::new(&ComponentSource::Embedded).expect("the guest compiles");
+    // LEASHED_GUEST_COMPONENT names another build of the guest (e.g. an older one, to compare).
+    let guest = std::env::var_os("LEASHED_GUEST_COMPONENT")
+        .map_or(ComponentSource::Embedded, |f| ComponentSource::File(f.into()));
+    let runtime = Runtime::new(&guest).expect("the guest compiles");
     let options = ConnectOptions { tls_mode: TlsMode::Disabled, ..url.connect_options() };
     let policy = Policy::allowing(Allowlist::new([url.allow_entry()]));
     let lot = Arc::new(ParkingLot::new(ParkingLimits::default()));
