@@ -1,6 +1,8 @@
 //! items-native: the anchor of the serving benchmark (not a test). The items API of
 //! guest/plugins/items-rust, written the way a user who picks no plugin would: a native tokio +
-//! hyper service over a mysql_async `Pool` with its defaults. It answers every route with the
+//! hyper service over a mysql_async `Pool` with its defaults, but for one: it stays on TCP, as
+//! leashed must (by default mysql_async, told 127.0.0.1, moves to the server's Unix socket,
+//! which skips the TCP stack). It answers every route with the
 //! same status, headers and JSON bytes as items-rust, so `scripts/bench-serve` loads both with
 //! the same requests. (A MySQL error's text is mysql_async's, not leashed's.)
 //!
@@ -16,7 +18,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Pool, Row};
+use mysql_async::{Opts, OptsBuilder, Pool, Row};
 use serde::Serialize;
 use std::convert::Infallible;
 use tokio::net::TcpListener;
@@ -60,7 +62,8 @@ async fn main() {
         }
     }
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| fail("DATABASE_URL is not set"));
-    let pool = Pool::from_url(&url).unwrap_or_else(|e| fail(&format!("DATABASE_URL: {e}")));
+    let opts = Opts::from_url(&url).unwrap_or_else(|e| fail(&format!("DATABASE_URL: {e}")));
+    let pool = Pool::new(OptsBuilder::from_opts(opts).prefer_socket(false));
     let listener =
         TcpListener::bind(&listen).await.unwrap_or_else(|e| fail(&format!("cannot listen on {listen}: {e}")));
     eprintln!("items-native: listening on http://{}/", listener.local_addr().unwrap());

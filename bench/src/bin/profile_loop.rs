@@ -66,7 +66,9 @@ async fn main() {
             }
         }
         "native-select1" => {
+            // TCP, as leashed: by default the crate moves to the server's Unix socket.
             let opts = mysql::OptsBuilder::new()
+                .prefer_socket(false)
                 .ip_or_hostname(Some(url.host.clone()))
                 .tcp_port(url.port)
                 .user(Some(url.user.clone()))
