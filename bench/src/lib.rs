@@ -8,8 +8,10 @@
 //! - `pymysql.rs`: PyMySQL in a Python process of its own, driven block by block.
 //! - `pymysql_wasm.rs`: PyMySQL in a componentize-py component on lent sockets, one call a block.
 //! - `http.rs`: a keep-alive HTTP/1.1 GET, for requests through `leashed serve`.
+//! - `native.rs`: the native `mysql` crate's options (TCP, as leashed).
 
 pub mod http;
+pub mod native;
 pub mod pymysql;
 pub mod pymysql_wasm;
 pub mod rounds;

@@ -84,20 +84,8 @@ async fn main() {
 }
 
 impl Bench {
-    /// The native client's options. `prefer_socket(false)`: with its default the mysql crate,
-    /// told 127.0.0.1, asks the server for `@@socket` and moves to that Unix socket, which
-    /// skips the TCP stack leashed's lent sockets go through (every native row before
-    /// 2026-12-06 was measured that way).
     fn native_opts(&self) -> mysql::Opts {
-        mysql::OptsBuilder::new()
-            .prefer_socket(false)
-            .ip_or_hostname(Some(self.url.host.clone()))
-            .tcp_port(self.url.port)
-            .user(Some(self.url.user.clone()))
-            .pass(self.url.password.clone())
-            .db_name(self.url.database.clone())
-            .tcp_nodelay(true)
-            .into()
+        leashed_bench::native::native_opts(&self.url)
     }
 
     /// The leashed column's policy (PyMySQL on leashed runs under the same one).

@@ -66,16 +66,7 @@ async fn main() {
             }
         }
         "native-select1" => {
-            // TCP, as leashed: by default the crate moves to the server's Unix socket.
-            let opts = mysql::OptsBuilder::new()
-                .prefer_socket(false)
-                .ip_or_hostname(Some(url.host.clone()))
-                .tcp_port(url.port)
-                .user(Some(url.user.clone()))
-                .pass(url.password.clone())
-                .db_name(url.database.clone())
-                .tcp_nodelay(true);
-            let mut conn = mysql::Conn::new(opts).expect("native login");
+            let mut conn = mysql::Conn::new(leashed_bench::native::native_opts(&url)).expect("native login");
             while Instant::now() < until {
                 let one: Option<u8> = conn.query_first("SELECT 1").unwrap();
                 assert_eq!(one, Some(1));
