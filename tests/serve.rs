@@ -172,6 +172,11 @@ fn a_kept_reader_is_reported_under_the_deferred_policy() {
     assert!(log.contains("leaked=1"), "{log}");
     assert!(log.contains("reader #2"), "{log}");
     assert!(log.contains("keep_reader"), "the plugin's own site is missing:\n{log}");
+    // Serve records only the drop sites a report can show (Policy::every_drop_site): the
+    // connection dropped while its reader was lent is one, and it names the plugin's function.
+    let dropped_at = log.split("dropped by the guest at:").nth(1).expect("the connection's drop site");
+    let frames: String = dropped_at.lines().skip(1).take_while(|l| l.trim_start().starts_with('#')).collect();
+    assert!(frames.contains("connect_and_keep_reader"), "{log}");
     assert_eq!(sockets_to_port(served.pid(), db_port()), 0, "{log}");
     assert_eq!(served.get("/ok").status, 200);
 }

@@ -64,6 +64,12 @@ pub struct Policy {
     /// Record creation sites (wasm backtraces) and access history. Off, the registry still
     /// counts handles but skips the backtraces and the per-operation bookkeeping.
     pub audit_detail: bool,
+    /// With `audit_detail`, record the guest's backtrace at every drop (the default, so a
+    /// record tells the whole life of each handle). Off, only at the one drop a report can show:
+    /// a connection dropped while its streams are still lent (the PyMySQL bug). `leashed serve`
+    /// turns it off: its reports show leaks and misuse only, and a capture walks and names every
+    /// frame of the guest's stack, which was a tenth of a served request's CPU.
+    pub every_drop_site: bool,
     /// Session reuse: where `park` puts connections and `resume` finds them. `None` (the
     /// default): `park` is refused and `resume` finds nothing.
     pub reuse: Option<crate::net::parking::SessionReuse>,
@@ -91,6 +97,7 @@ impl Default for Policy {
             max_connections: 64,
             max_handles: 256,
             audit_detail: true,
+            every_drop_site: true,
             reuse: None,
             memory_limit: None,
             capture_guest_stderr: false,

@@ -41,6 +41,12 @@ fn late_use_site<S: LentStream>(
     if late { guest_site(access) } else { Vec::new() }
 }
 
+/// The guest's backtrace at a stream's drop, if the policy records every drop site (no report
+/// shows where a stream was dropped, so `leashed serve` skips it).
+fn stream_drop_site(access: &mut Access<'_, HostState, HasSelf<HostState>>) -> Vec<String> {
+    if access.get().policy.every_drop_site { guest_site(access) } else { Vec::new() }
+}
+
 impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
     async fn connect(
         mut access: Access<'_, HostState, Self>,
@@ -69,7 +75,8 @@ impl HostConnectionWithStore<HostState> for HasSelf<HostState> {
     }
 
     fn drop(mut access: Access<'_, HostState, Self>, conn: Resource<LentConnection>) -> wasmtime::Result<()> {
-        let site = guest_site(&mut access);
+        let shown = access.get().policy.every_drop_site || !live_children(access.get(), &conn)?.is_empty();
+        let site = if shown { guest_site(&mut access) } else { Vec::new() };
         access.get().drop_connection(conn, site)
     }
 }
@@ -119,7 +126,7 @@ impl HostReaderWithStore<HostState> for HasSelf<HostState> {
     }
 
     fn drop(mut access: Access<'_, HostState, Self>, reader: Resource<LentReader>) -> wasmtime::Result<()> {
-        let site = guest_site(&mut access);
+        let site = stream_drop_site(&mut access);
         access.get().drop_stream(reader, site)
     }
 }
@@ -140,7 +147,7 @@ impl HostWriterWithStore<HostState> for HasSelf<HostState> {
     }
 
     fn drop(mut access: Access<'_, HostState, Self>, writer: Resource<LentWriter>) -> wasmtime::Result<()> {
-        let site = guest_site(&mut access);
+        let site = stream_drop_site(&mut access);
         access.get().drop_stream(writer, site)
     }
 }

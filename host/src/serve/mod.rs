@@ -234,6 +234,10 @@ impl Server {
 fn serve_engine(config: &ServeConfig) -> wasmtime::Result<Engine> {
     let mut wasm = base_config();
     wasm.epoch_interruption(true);
+    // No wasm offsets in backtraces: serve logs a trap's kind and a leak's function names,
+    // never an offset, and finding each frame's offset in the address map was most of the cost
+    // of the backtrace captured at every lend (`leashed query` and `audit` keep the map).
+    wasm.generate_address_map(false);
     let mut pool = PoolingAllocationConfig::default();
     // A composed plugin holds several components (the plugin, the MySQL guest, the WASI
     // adapters); an interpreter-based one (componentize-py) holds dozens of core instances.

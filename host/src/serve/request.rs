@@ -195,8 +195,10 @@ impl Server {
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.config.env);
         // The plugin's stderr is kept per request: it tells a trap's kind, and is logged with
-        // the request it belongs to instead of interleaving with others.
-        let policy = crate::policy::Policy { capture_guest_stderr: true, ..self.config.policy.clone() };
+        // the request it belongs to instead of interleaving with others. Drop sites are recorded
+        // only where the request's log can show them (`Policy::every_drop_site`).
+        let policy =
+            crate::policy::Policy { capture_guest_stderr: true, every_drop_site: false, ..self.config.policy.clone() };
         let mut state = HostState::with_wasi(policy, wasi);
         state.memory = MemoryWatch::capped(self.config.memory_limit);
         state.outbound_http = self.config.outbound_http;
