@@ -94,7 +94,10 @@ impl Link {
             connection,
             codec: PacketCodec::default(),
             next_seq: 0,
-            rx: BytesMut::with_capacity(READ_CHUNK as usize),
+            // Grown by the first reply that needs it: a 64 KiB buffer up front made every fresh
+            // instance grow its linear memory, which the host pays for twice (an mprotect to
+            // grow, another to shrink the pooled slot back for the next instance).
+            rx: BytesMut::new(),
             tx: BytesMut::new(),
         }
     }
