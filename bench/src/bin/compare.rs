@@ -25,6 +25,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// mimalloc, as in the `leashed` binary; the native clients in this process get it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROWS_SQL: &str = "SELECT seq, seq * 2, CONCAT('row-', seq) FROM seq_1_to_200000";
 
 struct Bench {
@@ -52,7 +56,9 @@ enum PyWorkload {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(text_url) = args.get(1).cloned() else {
-        eprintln!("usage: compare mysql://USER:PASSWORD@HOST:PORT/DB [ROUNDS]");
+        eprintln!(
+            "usage: compare mysql://USER:PASSWORD@HOST:PORT/DB [ROUNDS]\n  LEASHED_BENCH_ONLY=select1,rows,connect,fresh,instantiate,cli,serve runs only those"
+        );
         std::process::exit(2);
     };
     let url = MysqlUrl::parse(&text_url).unwrap_or_else(|e| panic!("{e}"));
@@ -71,13 +77,30 @@ async fn main() {
     let python_wasm = PyMysqlWasm::start(policy, &text_url).await.map_err(|why| println!("note: {why}")).ok();
     let mut bench = Bench { url, text_url, runtime, rounds, python, python_wasm };
     println!("{rounds} rounds per workload; each client's median per operation, and its ratio to native");
-    bench.select_1().await;
-    bench.rows_buffered().await;
-    bench.connect_auth_close().await;
-    bench.fresh_instance_request().await;
-    bench.instantiate_alone().await;
-    bench.cli_one_shot();
-    bench.serve_request();
+    // LEASHED_BENCH_ONLY=serve,select1 runs only those workloads (for a quick look at one row).
+    let only = std::env::var("LEASHED_BENCH_ONLY").unwrap_or_default();
+    let runs = |name: &str| only.is_empty() || only.split(',').any(|w| w.trim() == name);
+    if runs("select1") {
+        bench.select_1().await;
+    }
+    if runs("rows") {
+        bench.rows_buffered().await;
+    }
+    if runs("connect") {
+        bench.connect_auth_close().await;
+    }
+    if runs("fresh") {
+        bench.fresh_instance_request().await;
+    }
+    if runs("instantiate") {
+        bench.instantiate_alone().await;
+    }
+    if runs("cli") {
+        bench.cli_one_shot();
+    }
+    if runs("serve") {
+        bench.serve_request();
+    }
     if let Some(wasm) = bench.python_wasm.as_mut() {
         wasm.close().await;
     }

@@ -23,6 +23,11 @@ use serde::Serialize;
 use std::convert::Infallible;
 use tokio::net::TcpListener;
 
+/// mimalloc, as in `leashed serve`, so the two servers differ in what they do, not in their
+/// allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SELECT_ONE: &str = "SELECT id, name, price FROM items WHERE id = ?";
 const SELECT_ALL: &str = "SELECT id, name, price FROM items ORDER BY id";
 const INSERT: &str = "INSERT INTO items (name, price) VALUES (?, ?)";
