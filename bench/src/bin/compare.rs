@@ -25,10 +25,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// mimalloc, as in the `leashed` binary; the native clients in this process get it too.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const ROWS_SQL: &str = "SELECT seq, seq * 2, CONCAT('row-', seq) FROM seq_1_to_200000";
 
 struct Bench {

@@ -17,10 +17,6 @@ use mysql::prelude::Queryable;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// mimalloc, as in the `leashed` binary; the native clients in this process get it too.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const WORKLOADS: &str = "select1, fresh, resume, instantiate, rows, or native-select1 (the mysql crate)";
 
 #[tokio::main(flavor = "current_thread")]
