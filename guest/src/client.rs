@@ -187,8 +187,9 @@ pub(crate) fn with_session_even_streaming<T, E>(
 pub(crate) fn read_results(session: &mut Session, mut response: QueryResponse) -> Result<Vec<ResultSet>, QueryError> {
     let fail = |error| QueryError { completed: Vec::new(), error };
     let mut refused_file = None;
+    let mut packet = Vec::new();
     loop {
-        let packet = session.link.recv().map_err(fail)?;
+        session.link.recv_into(&mut packet).map_err(fail)?;
         let step = response.step(&packet)?;
         if let QueryStep::Done(sets) = &step {
             session.in_transaction = response.in_transaction();

@@ -184,6 +184,14 @@ impl Link {
     /// Reads the next whole packet, asking the host for more bytes as needed.
     pub fn recv(&mut self) -> Result<Vec<u8>, Error> {
         let mut packet = Vec::new();
+        self.recv_into(&mut packet)?;
+        Ok(packet)
+    }
+
+    /// Reads the next whole packet into `packet` (emptied first): a result's rows reuse one
+    /// buffer instead of allocating and freeing one per row.
+    pub fn recv_into(&mut self, packet: &mut Vec<u8>) -> Result<(), Error> {
+        packet.clear();
         loop {
             // The codec checks the sequence id once the whole packet is in; a packet that is out
             // of order (the stream slipped, e.g. after a truncated packet) is caught from its
@@ -194,10 +202,10 @@ impl Link {
                     "bad packet framing: Packets out of sync (expected sequence id {expected}, got {got})"
                 )));
             }
-            match self.codec.decode(&mut self.rx, &mut packet) {
+            match self.codec.decode(&mut self.rx, packet) {
                 Ok(true) => {
                     self.next_seq = self.next_seq.wrapping_add(chunks(packet.len()));
-                    return Ok(packet);
+                    return Ok(());
                 }
                 Ok(false) => {}
                 Err(e) => return Err(protocol(format!("bad packet framing: {e}"))),

@@ -82,8 +82,12 @@ impl MysqlRowStream {
     fn read(&self, session: &mut Session, max: Option<usize>, rows: &mut Vec<Vec<Value>>) -> Result<(), Error> {
         let mut slot = self.response.borrow_mut();
         let Some(reader) = slot.as_mut() else { return Ok(()) };
+        let mut packet = Vec::new();
         while max.is_none_or(|max| rows.len() < max) {
-            let step = session.link.recv().and_then(|packet| reader.step(&packet).map_err(|failure| failure.error));
+            let step = session
+                .link
+                .recv_into(&mut packet)
+                .and_then(|()| reader.step(&packet).map_err(|failure| failure.error));
             let step = match step {
                 Ok(step) => step,
                 Err(error) => {
