@@ -48,17 +48,27 @@ enum PyWorkload {
     Connect,
 }
 
+/// The workloads, in the order they run; LEASHED_BENCH_ONLY picks some of them.
+const WORKLOADS: [&str; 7] = ["select1", "rows", "connect", "fresh", "instantiate", "cli", "serve"];
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(text_url) = args.get(1).cloned() else {
         eprintln!(
-            "usage: compare mysql://USER:PASSWORD@HOST:PORT/DB [ROUNDS]\n  LEASHED_BENCH_ONLY=select1,rows,connect,fresh,instantiate,cli,serve runs only those"
+            "usage: compare mysql://USER:PASSWORD@HOST:PORT/DB [ROUNDS]\n  LEASHED_BENCH_ONLY=W1,W2 runs only those of {}",
+            WORKLOADS.join(", ")
         );
         std::process::exit(2);
     };
     let url = MysqlUrl::parse(&text_url).unwrap_or_else(|e| panic!("{e}"));
     let rounds = args.get(2).map(|n| n.parse().expect("ROUNDS is a number")).unwrap_or(30);
+    // LEASHED_BENCH_ONLY=serve,select1 runs only those workloads (for a quick look at one row).
+    let only = std::env::var("LEASHED_BENCH_ONLY").unwrap_or_default();
+    if let Some(unknown) = only.split(',').map(str::trim).find(|w| !w.is_empty() && !WORKLOADS.contains(w)) {
+        eprintln!("compare: LEASHED_BENCH_ONLY names {unknown:?}, which is not a workload ({})", WORKLOADS.join(", "));
+        std::process::exit(2);
+    }
     let runtime = Runtime::new(&ComponentSource::Embedded).expect("the guest compiles");
     let python = PyMysql::start(
         &url.host,
@@ -73,8 +83,6 @@ async fn main() {
     let python_wasm = PyMysqlWasm::start(policy, &text_url).await.map_err(|why| println!("note: {why}")).ok();
     let mut bench = Bench { url, text_url, runtime, rounds, python, python_wasm };
     println!("{rounds} rounds per workload; each client's median per operation, and its ratio to native");
-    // LEASHED_BENCH_ONLY=serve,select1 runs only those workloads (for a quick look at one row).
-    let only = std::env::var("LEASHED_BENCH_ONLY").unwrap_or_default();
     let runs = |name: &str| only.is_empty() || only.split(',').any(|w| w.trim() == name);
     if runs("select1") {
         bench.select_1().await;
