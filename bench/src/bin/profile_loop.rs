@@ -73,6 +73,23 @@ async fn main() {
                 ops += 1;
             }
         }
+        "async-select1" => {
+            let opts = mysql_async::OptsBuilder::default()
+                .prefer_socket(false)
+                .ip_or_hostname(url.host.clone())
+                .tcp_port(url.port)
+                .user(Some(url.user.clone()))
+                .pass(url.password.clone())
+                .db_name(url.database.clone())
+                .tcp_nodelay(true);
+            let mut conn = mysql_async::Conn::new(opts).await.expect("async login");
+            use mysql_async::prelude::Queryable as _;
+            while Instant::now() < until {
+                let one: Option<u8> = conn.query_first("SELECT 1").await.unwrap();
+                assert_eq!(one, Some(1));
+                ops += 1;
+            }
+        }
         "instantiate" => {
             while Instant::now() < until {
                 drop(runtime.instantiate(policy.clone()).await.expect("instantiate"));

@@ -6,7 +6,7 @@
 //! SERVER_MORE_RESULTS_EXISTS. An ERR ends the sequence; the results before it are kept.
 
 use super::binary::decode_binary_row;
-use super::value::{decode_text_row, describe_column};
+use super::value::{CellKind, decode_text_row, describe_column};
 use super::{EOF_HEADER, ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER, parse_err, protocol};
 use crate::bindings::exports::leashed::mysql::types::{Column as ColumnInfo, Error, QueryError, ResultSet, Value};
 use mysql_common::constants::{CapabilityFlags, MAX_PAYLOAD_LEN, StatusFlags};
@@ -61,6 +61,8 @@ pub struct QueryResponse {
     streaming: bool,
     state: State,
     columns: Vec<Column>,
+    /// How each of `columns` decodes in a text row.
+    kinds: Vec<CellKind>,
     rows: Vec<Vec<Value>>,
     completed: Vec<ResultSet>,
     /// The server status of the last result's OK (or terminator).
@@ -103,6 +105,7 @@ impl QueryResponse {
             streaming: false,
             state: State::Start,
             columns: Vec::new(),
+            kinds: Vec::new(),
             rows: Vec::new(),
             completed: Vec::new(),
             status: StatusFlags::empty(),
@@ -166,6 +169,7 @@ impl QueryResponse {
             State::Columns { remaining } => {
                 let column: Column =
                     ParseBuf(packet).parse(()).map_err(|e| protocol(format!("malformed column definition: {e}")))?;
+                self.kinds.push(CellKind::of(&column));
                 self.columns.push(column);
                 self.state = match remaining - 1 {
                     0 if self.deprecate_eof() => State::Rows,
@@ -189,7 +193,7 @@ impl QueryResponse {
             }
             State::Rows => {
                 let row = match self.format {
-                    RowFormat::Text => decode_text_row(packet, &self.columns)?,
+                    RowFormat::Text => decode_text_row(packet, &self.kinds)?,
                     RowFormat::Binary => decode_binary_row(packet, &self.columns)?,
                 };
                 if self.streaming {
@@ -213,6 +217,7 @@ impl QueryResponse {
 
     fn finish_result(&mut self, ok: &OkPacket<'_>) -> QueryStep {
         let columns = std::mem::take(&mut self.columns);
+        self.kinds.clear();
         self.completed.push(ResultSet {
             columns: columns.iter().map(describe_column).collect(),
             rows: std::mem::take(&mut self.rows),

@@ -14,18 +14,70 @@ use mysql_common::packets::Column;
 /// The character set id that marks binary data.
 pub const BINARY_CHARSET: u16 = 63;
 
-/// Decodes one text-protocol row: a length-encoded string or 0xFB (NULL) per column.
-pub fn decode_text_row(packet: &[u8], columns: &[Column]) -> Result<Vec<Value>, Error> {
+/// How a column's cells decode, worked out once per result from its definition (type, flags,
+/// character set) rather than once per cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKind {
+    /// A NULL-typed column: every cell is NULL.
+    Null,
+    /// TINYINT to BIGINT.
+    Signed,
+    /// TINYINT to BIGINT, UNSIGNED.
+    Unsigned,
+    Year,
+    Float,
+    Double,
+    Decimal,
+    Date,
+    Time,
+    Datetime,
+    /// BIT, GEOMETRY, or any other column with the binary character set.
+    Bytes,
+    /// Everything else: text if it is UTF-8, bytes if not.
+    Text,
+}
+
+impl CellKind {
+    /// The kind of `column`'s cells.
+    pub fn of(column: &Column) -> CellKind {
+        use ColumnType::*;
+        match column.column_type() {
+            MYSQL_TYPE_NULL => CellKind::Null,
+            MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG => {
+                match column.flags().contains(ColumnFlags::UNSIGNED_FLAG) {
+                    true => CellKind::Unsigned,
+                    false => CellKind::Signed,
+                }
+            }
+            MYSQL_TYPE_YEAR => CellKind::Year,
+            MYSQL_TYPE_FLOAT => CellKind::Float,
+            MYSQL_TYPE_DOUBLE => CellKind::Double,
+            MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => CellKind::Decimal,
+            MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => CellKind::Date,
+            MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => CellKind::Time,
+            MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 | MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => {
+                CellKind::Datetime
+            }
+            MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY => CellKind::Bytes,
+            _ if column.character_set() == BINARY_CHARSET => CellKind::Bytes,
+            _ => CellKind::Text,
+        }
+    }
+}
+
+/// Decodes one text-protocol row: a length-encoded string or 0xFB (NULL) per column, each
+/// decoded as its column's kind (`kinds` has one per column).
+pub fn decode_text_row(packet: &[u8], kinds: &[CellKind]) -> Result<Vec<Value>, Error> {
     let mut buf = ParseBuf(packet);
-    let mut row = Vec::with_capacity(columns.len());
-    for column in columns {
+    let mut row = Vec::with_capacity(kinds.len());
+    for &kind in kinds {
         if buf.0.first() == Some(&super::LOCAL_INFILE_HEADER) {
             buf.checked_eat_u8();
             row.push(Value::Null);
             continue;
         }
         let cell = buf.checked_eat_lenenc_str().ok_or_else(|| protocol("truncated text row"))?;
-        row.push(decode_text(column, cell));
+        row.push(decode_cell(kind, cell));
     }
     if !buf.is_empty() {
         return Err(protocol("text row longer than its columns"));
@@ -35,63 +87,45 @@ pub fn decode_text_row(packet: &[u8], columns: &[Column]) -> Result<Vec<Value>, 
 
 /// Decodes one non-NULL cell by its column's type.
 pub fn decode_text(column: &Column, cell: &[u8]) -> Value {
-    let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
-    if let Some(value) = integer_fast_path(column.column_type(), unsigned, cell) {
-        return value;
-    }
-    let text = std::str::from_utf8(cell);
-    let parsed = match (column.column_type(), text) {
-        (ColumnType::MYSQL_TYPE_NULL, _) => Some(Value::Null),
-        (
-            ColumnType::MYSQL_TYPE_TINY
-            | ColumnType::MYSQL_TYPE_SHORT
-            | ColumnType::MYSQL_TYPE_INT24
-            | ColumnType::MYSQL_TYPE_LONG
-            | ColumnType::MYSQL_TYPE_LONGLONG,
-            Ok(t),
-        ) if unsigned => t.parse().ok().map(Value::Uint),
-        (
-            ColumnType::MYSQL_TYPE_TINY
-            | ColumnType::MYSQL_TYPE_SHORT
-            | ColumnType::MYSQL_TYPE_INT24
-            | ColumnType::MYSQL_TYPE_LONG
-            | ColumnType::MYSQL_TYPE_LONGLONG,
-            Ok(t),
-        ) => t.parse().ok().map(Value::Int),
-        (ColumnType::MYSQL_TYPE_YEAR, Ok(t)) => t.parse().ok().map(Value::Uint),
-        (ColumnType::MYSQL_TYPE_FLOAT, Ok(t)) => t.parse().ok().map(Value::Float),
-        (ColumnType::MYSQL_TYPE_DOUBLE, Ok(t)) => t.parse().ok().map(Value::Double),
-        (ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL, Ok(t)) => Some(Value::Decimal(t.into())),
-        (ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE, Ok(t)) => parse_date(t).map(Value::Date),
-        (ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIME2, Ok(t)) => parse_time(t).map(Value::Time),
-        (
-            ColumnType::MYSQL_TYPE_DATETIME
-            | ColumnType::MYSQL_TYPE_DATETIME2
-            | ColumnType::MYSQL_TYPE_TIMESTAMP
-            | ColumnType::MYSQL_TYPE_TIMESTAMP2,
-            Ok(t),
-        ) => parse_datetime(t).map(Value::Datetime),
-        (ColumnType::MYSQL_TYPE_BIT | ColumnType::MYSQL_TYPE_GEOMETRY, _) => Some(Value::Bytes(cell.to_vec())),
-        _ if column.character_set() == BINARY_CHARSET => Some(Value::Bytes(cell.to_vec())),
-        _ => None,
+    decode_cell(CellKind::of(column), cell)
+}
+
+/// Decodes one non-NULL cell of a column of this kind. Text that does not parse for the kind
+/// stays text (bytes if it is not UTF-8).
+pub fn decode_cell(kind: CellKind, cell: &[u8]) -> Value {
+    let text = match kind {
+        CellKind::Null => return Value::Null,
+        CellKind::Bytes => return Value::Bytes(cell.to_vec()),
+        CellKind::Signed | CellKind::Unsigned => {
+            if let Some(value) = integer_fast_path(kind == CellKind::Unsigned, cell) {
+                return value;
+            }
+            std::str::from_utf8(cell)
+        }
+        _ => std::str::from_utf8(cell),
     };
-    parsed.unwrap_or_else(|| match text {
-        Ok(t) => Value::Text(t.to_owned()),
-        Err(_) => Value::Bytes(cell.to_vec()),
-    })
+    let Ok(text) = text else {
+        return Value::Bytes(cell.to_vec());
+    };
+    let parsed = match kind {
+        CellKind::Signed => text.parse().ok().map(Value::Int),
+        CellKind::Unsigned | CellKind::Year => text.parse().ok().map(Value::Uint),
+        CellKind::Float => text.parse().ok().map(Value::Float),
+        CellKind::Double => text.parse().ok().map(Value::Double),
+        CellKind::Decimal => Some(Value::Decimal(text.into())),
+        CellKind::Date => parse_date(text).map(Value::Date),
+        CellKind::Time => parse_time(text).map(Value::Time),
+        CellKind::Datetime => parse_datetime(text).map(Value::Datetime),
+        CellKind::Null | CellKind::Bytes | CellKind::Text => None,
+    };
+    parsed.unwrap_or_else(|| Value::Text(text.to_owned()))
 }
 
 /// An integer column's cell read straight from its ASCII digits (the common case, and most of a
 /// large result's cells), without checking it is UTF-8 first. Anything else, or a number out of
-/// range, goes the general way, which gives the same answer for what this accepts.
-fn integer_fast_path(column_type: ColumnType, unsigned: bool, cell: &[u8]) -> Option<Value> {
-    use ColumnType::*;
-    if !matches!(
-        column_type,
-        MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG
-    ) {
-        return None;
-    }
+/// range, goes the general way, which gives the same answer for what this accepts. Only for
+/// integer columns (`CellKind::Signed` and `Unsigned`).
+fn integer_fast_path(unsigned: bool, cell: &[u8]) -> Option<Value> {
     let (negative, digits) = match cell.split_first() {
         Some((b'-', rest)) if !unsigned => (true, rest),
         _ => (false, cell),
@@ -289,9 +323,11 @@ mod tests {
             }
         }
         // The plain cases take the fast path; a string column never does.
-        assert!(matches!(integer_fast_path(ColumnType::MYSQL_TYPE_LONG, false, b"-42"), Some(Value::Int(-42))));
-        assert!(matches!(integer_fast_path(ColumnType::MYSQL_TYPE_LONG, true, b"42"), Some(Value::Uint(42))));
-        assert!(integer_fast_path(ColumnType::MYSQL_TYPE_VAR_STRING, false, b"12").is_none());
+        assert!(matches!(integer_fast_path(false, b"-42"), Some(Value::Int(-42))));
+        assert!(matches!(integer_fast_path(true, b"42"), Some(Value::Uint(42))));
+        assert!(integer_fast_path(true, b"-42").is_none());
+        let varchar = column(ColumnType::MYSQL_TYPE_VAR_STRING, ColumnFlags::empty(), 45);
+        assert!(matches!(decode_text(&varchar, b"12"), Value::Text(ref t) if t == "12"));
     }
 
     /// TIME beyond 24 hours, negative, and with a fraction keeps every field and its precision.
@@ -342,8 +378,10 @@ mod tests {
             column(ColumnType::MYSQL_TYPE_VAR_STRING, ColumnFlags::empty(), 45),
             column(ColumnType::MYSQL_TYPE_LONG, ColumnFlags::empty(), 63),
         ];
-        let row = decode_text_row(b"\xfb\x0242", &cols).unwrap();
+        let kinds: Vec<CellKind> = cols.iter().map(CellKind::of).collect();
+        assert_eq!(kinds, [CellKind::Text, CellKind::Signed]);
+        let row = decode_text_row(b"\xfb\x0242", &kinds).unwrap();
         assert!(matches!(row[..], [Value::Null, Value::Int(42)]));
-        assert!(decode_text_row(b"\xfb", &cols).is_err());
+        assert!(decode_text_row(b"\xfb", &kinds).is_err());
     }
 }
