@@ -5,7 +5,7 @@
 //! host broke the contract), the inner one is the guest's own answer.
 
 use crate::audit::report::LeakReport;
-use crate::audit::{Audit, CallId};
+use crate::audit::{Audit, CallId, CallName};
 use crate::bindings::{Client, Column, ConnectOptions, MysqlError, QueryError, ResultSet, Value, Warning};
 use crate::state::HostState;
 use wasmtime::Store;
@@ -35,7 +35,7 @@ impl GuestInstance {
         GuestInstance { store, client, last_call: None }
     }
 
-    fn begin(&mut self, name: String) -> CallId {
+    fn begin(&mut self, name: impl Into<CallName>) -> CallId {
         let call = self.store.data().audit.begin_call(name);
         self.last_call = Some(call);
         call
@@ -60,7 +60,7 @@ impl GuestInstance {
         conn: MysqlHandle,
         sql: &str,
     ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
-        let call = self.begin(format!("query({})", sql_label(sql)));
+        let call = self.begin(CallName::sql("query", sql));
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_query(&mut self.store, conn.0, sql).await;
         self.end(call, result)
@@ -72,7 +72,7 @@ impl GuestInstance {
         conn: MysqlHandle,
         sql: &str,
     ) -> wasmtime::Result<Result<RowStreamHandle, MysqlError>> {
-        let call = self.begin(format!("query-stream({})", sql_label(sql)));
+        let call = self.begin(CallName::sql("query-stream", sql));
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_query_stream(&mut self.store, conn.0, sql).await;
         Ok(self.end(call, result)?.map(RowStreamHandle))
@@ -80,7 +80,7 @@ impl GuestInstance {
 
     /// A stream's columns.
     pub async fn stream_columns(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Vec<Column>> {
-        let call = self.begin("row-stream.columns()".into());
+        let call = self.begin("row-stream.columns()");
         let api = self.client.leashed_mysql_connection().row_stream();
         let result = api.call_columns(&mut self.store, stream.0).await;
         self.end(call, result)
@@ -100,7 +100,7 @@ impl GuestInstance {
 
     /// The stream's outcome (its result set without rows) once its last row has been read.
     pub async fn stream_outcome(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Option<ResultSet>> {
-        let call = self.begin("row-stream.outcome()".into());
+        let call = self.begin("row-stream.outcome()");
         let api = self.client.leashed_mysql_connection().row_stream();
         let result = api.call_outcome(&mut self.store, stream.0).await;
         self.end(call, result)
@@ -108,7 +108,7 @@ impl GuestInstance {
 
     /// Closes a stream (reading what is left) and drops the guest's handle.
     pub async fn close_stream(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Result<(), MysqlError>> {
-        let call = self.begin("row-stream.close()".into());
+        let call = self.begin("row-stream.close()");
         let api = self.client.leashed_mysql_connection().row_stream();
         let closed = api.call_close(&mut self.store, stream.0).await;
         let dropped = match closed {
@@ -134,7 +134,7 @@ impl GuestInstance {
         conn: MysqlHandle,
         sql: &str,
     ) -> wasmtime::Result<Result<StatementHandle, MysqlError>> {
-        let call = self.begin(format!("prepare({})", sql_label(sql)));
+        let call = self.begin(CallName::sql("prepare", sql));
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_prepare(&mut self.store, conn.0, sql).await;
         Ok(self.end(call, result)?.map(StatementHandle))
@@ -167,7 +167,7 @@ impl GuestInstance {
 
     /// Frees a prepared statement (COM_STMT_CLOSE) and drops the guest's handle.
     pub async fn close_statement(&mut self, stmt: StatementHandle) -> wasmtime::Result<Result<(), MysqlError>> {
-        let call = self.begin("statement.close()".into());
+        let call = self.begin("statement.close()");
         let api = self.client.leashed_mysql_connection().statement();
         let closed = api.call_close(&mut self.store, stmt.0).await;
         let dropped = match closed {
@@ -179,7 +179,7 @@ impl GuestInstance {
 
     /// COM_PING.
     pub async fn ping(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
-        let call = self.begin("ping()".into());
+        let call = self.begin("ping()");
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_ping(&mut self.store, conn.0).await;
         self.end(call, result)
@@ -187,7 +187,7 @@ impl GuestInstance {
 
     /// The server's version from its greeting.
     pub async fn server_version(&mut self, conn: MysqlHandle) -> wasmtime::Result<String> {
-        let call = self.begin("server-version()".into());
+        let call = self.begin("server-version()");
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_server_version(&mut self.store, conn.0).await;
         self.end(call, result)
@@ -195,7 +195,7 @@ impl GuestInstance {
 
     /// The server's id for the session.
     pub async fn connection_id(&mut self, conn: MysqlHandle) -> wasmtime::Result<u32> {
-        let call = self.begin("connection-id()".into());
+        let call = self.begin("connection-id()");
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_connection_id(&mut self.store, conn.0).await;
         self.end(call, result)
@@ -203,7 +203,7 @@ impl GuestInstance {
 
     /// Whether the connection is encrypted.
     pub async fn uses_tls(&mut self, conn: MysqlHandle) -> wasmtime::Result<bool> {
-        let call = self.begin("uses-tls()".into());
+        let call = self.begin("uses-tls()");
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_uses_tls(&mut self.store, conn.0).await;
         self.end(call, result)
@@ -219,7 +219,7 @@ impl GuestInstance {
 
     /// COM_RESET_CONNECTION.
     pub async fn reset(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
-        let call = self.begin("reset()".into());
+        let call = self.begin("reset()");
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_reset(&mut self.store, conn.0).await;
         self.end(call, result)
@@ -241,7 +241,7 @@ impl GuestInstance {
 
     /// SHOW WARNINGS for the last statement.
     pub async fn warnings(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<Vec<Warning>, MysqlError>> {
-        let call = self.begin("warnings()".into());
+        let call = self.begin("warnings()");
         let api = self.client.leashed_mysql_connection().connection();
         let result = api.call_warnings(&mut self.store, conn.0).await;
         self.end(call, result)
@@ -249,7 +249,7 @@ impl GuestInstance {
 
     /// Closes the connection (COM_QUIT, release of the lent sockets) and drops the guest's handle.
     pub async fn close(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
-        let call = self.begin("close()".into());
+        let call = self.begin("close()");
         let api = self.client.leashed_mysql_connection().connection();
         let closed = api.call_close(&mut self.store, conn.0).await;
         let dropped = match closed {
@@ -261,7 +261,7 @@ impl GuestInstance {
 
     /// Drops the guest's handle without calling `close` (the guest then closes it itself).
     pub async fn drop_handle(&mut self, conn: MysqlHandle) -> wasmtime::Result<()> {
-        let call = self.begin("drop()".into());
+        let call = self.begin("drop()");
         let result = conn.0.resource_drop_async(&mut self.store).await;
         self.end(call, result)
     }
@@ -305,27 +305,3 @@ impl GuestInstance {
     }
 }
 
-/// Longest SQL text a call's name quotes; a longer statement is cut, marked with `…`.
-const SQL_LABEL_CHARS: usize = 200;
-
-/// SQL as a call's name quotes it: escaped, and cut after [`SQL_LABEL_CHARS`] characters, so a
-/// multi-megabyte INSERT costs the audit no more than a short one.
-fn sql_label(sql: &str) -> String {
-    match sql.char_indices().nth(SQL_LABEL_CHARS) {
-        None => format!("{sql:?}"),
-        Some((cut, _)) => format!("{:?}…", &sql[..cut]),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sql_label;
-
-    #[test]
-    fn long_sql_is_cut_in_call_names() {
-        assert_eq!(sql_label("SELECT 'a'"), "\"SELECT 'a'\"");
-        let long = "x".repeat(10_000);
-        let label = sql_label(&long);
-        assert_eq!(label, format!("{:?}…", "x".repeat(200)));
-    }
-}

@@ -91,7 +91,7 @@ impl AuditedInstance {
         let audit = self.store.data().audit.clone();
         let stderr = self.store.data().captured_stderr.clone();
         let mark = stderr.as_ref().map_or(0, |tail| tail.mark());
-        let id = audit.begin_call(invocation);
+        let id = audit.begin_call(invocation.to_string());
         let called = func.call_async(&mut self.store, &params, &mut results).await;
         audit.end_call(id, called.is_err());
         let guest_stderr = stderr.map(|tail| tail.since(mark)).unwrap_or_default();

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-pub use records::{CallId, CallRecord, Denial, Event, HandleId, HandleKind, HandleRecord, LastOp, Release, Summary};
+pub use records::{CallId, CallName, CallRecord, Denial, Event, HandleId, HandleKind, HandleRecord, LastOp, Release, Summary};
 
 /// Connections given back whole that a store keeps the records of; older ones are only counted.
 pub const KEPT_CLEAN_CONNECTIONS: usize = 1024;
@@ -263,7 +263,7 @@ impl Audit {
     }
 
     /// Starts an export call: handles lent from now on belong to it.
-    pub fn begin_call(&self, name: impl Into<String>) -> CallId {
+    pub fn begin_call(&self, name: impl Into<CallName>) -> CallId {
         let mut registry = self.registry();
         registry.started_calls += 1;
         let id = CallId(registry.started_calls);

@@ -27,6 +27,51 @@ impl fmt::Display for CallId {
     }
 }
 
+/// Longest SQL text a call's name quotes; a longer statement is cut, marked with `…`.
+pub const SQL_LABEL_CHARS: usize = 200;
+
+/// An export call's name, e.g. `query("SELECT 1")`. A statement is kept as its text (cut after
+/// [`SQL_LABEL_CHARS`] characters) and quoted only when a report names the call: most calls
+/// leave nothing behind and are never named, and a round trip should not pay for escaping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallName {
+    /// The name as it is.
+    Plain(std::borrow::Cow<'static, str>),
+    /// `op(sql)`, with the SQL quoted as a Rust string literal.
+    Sql { op: &'static str, sql: String, cut: bool },
+}
+
+impl CallName {
+    /// `op("sql")`, with `sql` cut after [`SQL_LABEL_CHARS`] characters.
+    pub fn sql(op: &'static str, sql: &str) -> CallName {
+        match sql.char_indices().nth(SQL_LABEL_CHARS) {
+            None => CallName::Sql { op, sql: sql.to_owned(), cut: false },
+            Some((cut, _)) => CallName::Sql { op, sql: sql[..cut].to_owned(), cut: true },
+        }
+    }
+}
+
+impl fmt::Display for CallName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallName::Plain(name) => f.write_str(name),
+            CallName::Sql { op, sql, cut } => write!(f, "{op}({sql:?}{})", if *cut { "…" } else { "" }),
+        }
+    }
+}
+
+impl From<String> for CallName {
+    fn from(name: String) -> Self {
+        CallName::Plain(name.into())
+    }
+}
+
+impl From<&'static str> for CallName {
+    fn from(name: &'static str) -> Self {
+        CallName::Plain(name.into())
+    }
+}
+
 /// What a handle is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandleKind {
@@ -158,7 +203,7 @@ impl HandleRecord {
 pub struct CallRecord {
     pub id: CallId,
     /// The call as written, e.g. `run("127.0.0.1", 3306)`.
-    pub name: String,
+    pub name: CallName,
     pub trapped: bool,
     pub finished: bool,
     /// Handles lent during the call.
@@ -272,4 +317,18 @@ impl fmt::Display for Summary {
 pub struct Denial {
     pub host: String,
     pub port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallName;
+
+    /// A call's name quotes its SQL, cut after 200 characters however long the statement.
+    #[test]
+    fn long_sql_is_cut_in_call_names() {
+        assert_eq!(CallName::sql("query", "SELECT 'a'").to_string(), "query(\"SELECT 'a'\")");
+        let long = "x".repeat(10_000);
+        assert_eq!(CallName::sql("prepare", &long).to_string(), format!("prepare({:?}…)", "x".repeat(200)));
+        assert_eq!(CallName::sql("query", "é\n").to_string(), "query(\"é\\n\")");
+    }
 }

@@ -123,7 +123,9 @@ impl Audit {
     /// What `call` lent and the guest had not dropped when the report was made.
     pub fn call_report(&self, call: CallId) -> LeakReport {
         let (scope, lent) = match self.call(call) {
-            Some(CallRecord { id, name, trapped, lent, .. }) => (Scope::Call { call: id.0, name, trapped }, lent),
+            Some(CallRecord { id, name, trapped, lent, .. }) => {
+                (Scope::Call { call: id.0, name: name.to_string(), trapped }, lent)
+            }
             // Forgotten: it left nothing behind (see the registry's module comment).
             None => {
                 (Scope::Call { call: call.0, name: "(forgotten: it left nothing behind)".into(), trapped: false }, 0)
