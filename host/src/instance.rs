@@ -304,4 +304,3 @@ impl GuestInstance {
         self.last_call.map(|call| self.audit().call_report(call))
     }
 }
-

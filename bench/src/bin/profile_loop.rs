@@ -7,7 +7,8 @@
 //!
 //! Workloads: `select1` (round trips on one connection), `fresh` (new instance + connect +
 //! SELECT 1 + close), `resume` (the same with session reuse), `instantiate`, `rows` (200k rows,
-//! buffered), and `native-select1` (the native `mysql` crate's round trips, for comparison).
+//! buffered), `native-select1` (the native `mysql` crate's round trips, for comparison) and
+//! `async-select1` (mysql_async's, on this tokio runtime: what async I/O alone costs).
 
 use leashed::bindings::{ConnectOptions, TlsMode};
 use leashed::mysql_url::MysqlUrl;
@@ -17,7 +18,8 @@ use mysql::prelude::Queryable;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const WORKLOADS: &str = "select1, fresh, resume, instantiate, rows, or native-select1 (the mysql crate)";
+const WORKLOADS: &str =
+    "select1, fresh, resume, instantiate, rows, native-select1 (the mysql crate) or async-select1 (mysql_async)";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

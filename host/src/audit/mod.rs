@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-pub use records::{CallId, CallName, CallRecord, Denial, Event, HandleId, HandleKind, HandleRecord, LastOp, Release, Summary};
+pub use records::{
+    CallId, CallName, CallRecord, Denial, Event, HandleId, HandleKind, HandleRecord, LastOp, Release, Summary,
+};
 
 /// Connections given back whole that a store keeps the records of; older ones are only counted.
 pub const KEPT_CLEAN_CONNECTIONS: usize = 1024;
