@@ -37,6 +37,27 @@ async fn row_of_every_kind_round_trips(account: Account) {
     assert_all_released_and_closed(&instance);
 }
 
+/// A call's report names it with its SQL, quoted, and cut after 200 characters: the audit
+/// keeps the text and quotes it only when a report asks.
+#[tokio::test]
+async fn a_query_call_is_named_by_its_sql_in_its_report() {
+    let url = url(Account::Native);
+    let mut instance = instance_for(&url).await;
+    let conn = instance.open(&options(&url)).await.unwrap().expect("login");
+    instance.query(conn, "SELECT 'a\tb'").await.unwrap().expect("short query");
+    let short = instance.last_call_report().expect("a call was made").to_text();
+    assert!(short.contains(r#"`query("SELECT 'a\tb'")`"#), "{short}");
+    let comment = "x".repeat(300);
+    let long = format!("SELECT 1 /* {comment} */");
+    instance.query(conn, &long).await.unwrap().expect("long query");
+    let cut = instance.last_call_report().expect("a call was made").to_text();
+    let quoted: String = long.chars().take(200).collect();
+    assert!(cut.contains(&format!("`query({quoted:?}…)`")), "{cut}");
+    assert!(!cut.contains(&long), "the whole statement is not in the name: {cut}");
+    instance.close(conn).await.unwrap().expect("close");
+    assert_all_released_and_closed(&instance);
+}
+
 /// mysql_native_password login and exact values.
 #[tokio::test]
 async fn native_password_user_gets_exact_values() {
