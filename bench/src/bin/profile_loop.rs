@@ -76,14 +76,9 @@ async fn main() {
             }
         }
         "async-select1" => {
-            let opts = mysql_async::OptsBuilder::default()
-                .prefer_socket(false)
-                .ip_or_hostname(url.host.clone())
-                .tcp_port(url.port)
-                .user(Some(url.user.clone()))
-                .pass(url.password.clone())
-                .db_name(url.database.clone())
-                .tcp_nodelay(true);
+            // The same URL, as items_native reads it, kept on TCP as leashed is.
+            let opts = mysql_async::Opts::from_url(&args[1]).expect("a mysql_async URL");
+            let opts = mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false).tcp_nodelay(true);
             let mut conn = mysql_async::Conn::new(opts).await.expect("async login");
             use mysql_async::prelude::Queryable as _;
             while Instant::now() < until {

@@ -28,7 +28,7 @@ impl fmt::Display for CallId {
 }
 
 /// Longest SQL text a call's name quotes; a longer statement is cut, marked with `…`.
-pub const SQL_LABEL_CHARS: usize = 200;
+const SQL_LABEL_CHARS: usize = 200;
 
 /// An export call's name, e.g. `query("SELECT 1")`. A statement is kept as its text (cut after
 /// [`SQL_LABEL_CHARS`] characters) and quoted only when a report names the call: most calls
