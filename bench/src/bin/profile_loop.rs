@@ -5,7 +5,8 @@
 //!         target/release/profile_loop mysql://u:p@127.0.0.1:3306/db select1 10
 //!     perf report -i /tmp/perf.data --no-children --sort dso,sym
 //!
-//! Workloads: `select1` (round trips on one connection), `fresh` (new instance + connect +
+//! Workloads: `select1` (round trips on one connection), `call` (an export call that does no
+//! I/O, `connection-id`: what entering and leaving the guest costs), `fresh` (new instance + connect +
 //! SELECT 1 + close), `resume` (the same with session reuse), `instantiate`, `rows` (200k rows,
 //! buffered), `native-select1` (the native `mysql` crate's round trips, for comparison) and
 //! `async-select1` (mysql_async's, on this tokio runtime: what async I/O alone costs).
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WORKLOADS: &str =
-    "select1, fresh, resume, instantiate, rows, native-select1 (the mysql crate) or async-select1 (mysql_async)";
+    "select1, call, fresh, resume, instantiate, rows, native-select1 (the mysql crate) or async-select1 (mysql_async)";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -86,6 +87,15 @@ async fn main() {
                 assert_eq!(one, Some(1));
                 ops += 1;
             }
+        }
+        "call" => {
+            let mut instance = runtime.instantiate(policy).await.expect("instantiate");
+            let conn = instance.open(&options).await.unwrap().expect("login");
+            while Instant::now() < until {
+                instance.connection_id(conn).await.unwrap();
+                ops += 1;
+            }
+            instance.close(conn).await.unwrap().unwrap();
         }
         "instantiate" => {
             while Instant::now() < until {
