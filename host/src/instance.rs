@@ -6,7 +6,8 @@
 
 use crate::audit::report::LeakReport;
 use crate::audit::{Audit, CallId, CallName};
-use crate::bindings::{Client, Column, ConnectOptions, MysqlError, QueryError, ResultSet, Value, Warning};
+use crate::bindings::{Column, ConnectOptions, MysqlError, QueryError, ResultSet, Value, Warning};
+use crate::exports::GuestExports;
 use crate::state::HostState;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
@@ -26,13 +27,13 @@ pub struct RowStreamHandle(ResourceAny);
 /// A guest instance with its own store, audit and policy.
 pub struct GuestInstance {
     store: Store<HostState>,
-    client: Client,
+    exports: GuestExports,
     last_call: Option<CallId>,
 }
 
 impl GuestInstance {
-    pub(crate) fn new(store: Store<HostState>, client: Client) -> Self {
-        GuestInstance { store, client, last_call: None }
+    pub(crate) fn new(store: Store<HostState>, exports: GuestExports) -> Self {
+        GuestInstance { store, exports, last_call: None }
     }
 
     fn begin(&mut self, name: impl Into<CallName>) -> CallId {
@@ -49,8 +50,7 @@ impl GuestInstance {
     /// Connects and logs in.
     pub async fn open(&mut self, options: &ConnectOptions) -> wasmtime::Result<Result<MysqlHandle, MysqlError>> {
         let call = self.begin(format!("open(mysql://{}@{}:{})", options.user, options.host, options.port));
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_open(&mut self.store, options).await;
+        let result = self.exports.open().call_async(&mut self.store, (options,)).await.map(|(r,)| r);
         Ok(self.end(call, result)?.map(MysqlHandle))
     }
 
@@ -61,8 +61,7 @@ impl GuestInstance {
         sql: &str,
     ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
         let call = self.begin(CallName::sql("query", sql));
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_query(&mut self.store, conn.0, sql).await;
+        let result = self.exports.query().call_async(&mut self.store, (conn.0, sql)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
@@ -73,16 +72,14 @@ impl GuestInstance {
         sql: &str,
     ) -> wasmtime::Result<Result<RowStreamHandle, MysqlError>> {
         let call = self.begin(CallName::sql("query-stream", sql));
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_query_stream(&mut self.store, conn.0, sql).await;
+        let result = self.exports.query_stream().call_async(&mut self.store, (conn.0, sql)).await.map(|(r,)| r);
         Ok(self.end(call, result)?.map(RowStreamHandle))
     }
 
     /// A stream's columns.
     pub async fn stream_columns(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Vec<Column>> {
         let call = self.begin("row-stream.columns()");
-        let api = self.client.leashed_mysql_connection().row_stream();
-        let result = api.call_columns(&mut self.store, stream.0).await;
+        let result = self.exports.stream_columns().call_async(&mut self.store, (stream.0,)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
@@ -93,24 +90,21 @@ impl GuestInstance {
         max: u32,
     ) -> wasmtime::Result<Result<Vec<Vec<Value>>, MysqlError>> {
         let call = self.begin(format!("next-batch({max})"));
-        let api = self.client.leashed_mysql_connection().row_stream();
-        let result = api.call_next_batch(&mut self.store, stream.0, max).await;
+        let result = self.exports.next_batch().call_async(&mut self.store, (stream.0, max)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// The stream's outcome (its result set without rows) once its last row has been read.
     pub async fn stream_outcome(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Option<ResultSet>> {
         let call = self.begin("row-stream.outcome()");
-        let api = self.client.leashed_mysql_connection().row_stream();
-        let result = api.call_outcome(&mut self.store, stream.0).await;
+        let result = self.exports.stream_outcome().call_async(&mut self.store, (stream.0,)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// Closes a stream (reading what is left) and drops the guest's handle.
     pub async fn close_stream(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("row-stream.close()");
-        let api = self.client.leashed_mysql_connection().row_stream();
-        let closed = api.call_close(&mut self.store, stream.0).await;
+        let closed = self.exports.close_stream().call_async(&mut self.store, (stream.0,)).await.map(|(r,)| r);
         let dropped = match closed {
             Ok(closed) => stream.0.resource_drop_async(&mut self.store).await.map(|()| closed),
             Err(trap) => Err(trap),
@@ -135,8 +129,7 @@ impl GuestInstance {
         sql: &str,
     ) -> wasmtime::Result<Result<StatementHandle, MysqlError>> {
         let call = self.begin(CallName::sql("prepare", sql));
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_prepare(&mut self.store, conn.0, sql).await;
+        let result = self.exports.prepare().call_async(&mut self.store, (conn.0, sql)).await.map(|(r,)| r);
         Ok(self.end(call, result)?.map(StatementHandle))
     }
 
@@ -148,8 +141,8 @@ impl GuestInstance {
         piece: &[u8],
     ) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin(format!("send-long-data({index}, {} bytes)", piece.len()));
-        let api = self.client.leashed_mysql_connection().statement();
-        let result = api.call_send_long_data(&mut self.store, stmt.0, index, piece).await;
+        let result =
+            self.exports.send_long_data().call_async(&mut self.store, (stmt.0, index, piece)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
@@ -160,16 +153,14 @@ impl GuestInstance {
         params: &[Value],
     ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
         let call = self.begin(format!("execute({} params)", params.len()));
-        let api = self.client.leashed_mysql_connection().statement();
-        let result = api.call_execute(&mut self.store, stmt.0, params).await;
+        let result = self.exports.execute().call_async(&mut self.store, (stmt.0, params)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// Frees a prepared statement (COM_STMT_CLOSE) and drops the guest's handle.
     pub async fn close_statement(&mut self, stmt: StatementHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("statement.close()");
-        let api = self.client.leashed_mysql_connection().statement();
-        let closed = api.call_close(&mut self.store, stmt.0).await;
+        let closed = self.exports.close_statement().call_async(&mut self.store, (stmt.0,)).await.map(|(r,)| r);
         let dropped = match closed {
             Ok(closed) => stmt.0.resource_drop_async(&mut self.store).await.map(|()| closed),
             Err(trap) => Err(trap),
@@ -180,48 +171,42 @@ impl GuestInstance {
     /// COM_PING.
     pub async fn ping(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("ping()");
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_ping(&mut self.store, conn.0).await;
+        let result = self.exports.ping().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// The server's version from its greeting.
     pub async fn server_version(&mut self, conn: MysqlHandle) -> wasmtime::Result<String> {
         let call = self.begin("server-version()");
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_server_version(&mut self.store, conn.0).await;
+        let result = self.exports.server_version().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// The server's id for the session.
     pub async fn connection_id(&mut self, conn: MysqlHandle) -> wasmtime::Result<u32> {
         let call = self.begin("connection-id()");
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_connection_id(&mut self.store, conn.0).await;
+        let result = self.exports.connection_id().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// Whether the connection is encrypted.
     pub async fn uses_tls(&mut self, conn: MysqlHandle) -> wasmtime::Result<bool> {
         let call = self.begin("uses-tls()");
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_uses_tls(&mut self.store, conn.0).await;
+        let result = self.exports.uses_tls().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// COM_INIT_DB.
     pub async fn select_db(&mut self, conn: MysqlHandle, database: &str) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin(format!("select-db({database:?})"));
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_select_db(&mut self.store, conn.0, database).await;
+        let result = self.exports.select_db().call_async(&mut self.store, (conn.0, database)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// COM_RESET_CONNECTION.
     pub async fn reset(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("reset()");
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_reset(&mut self.store, conn.0).await;
+        let result = self.exports.reset().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
@@ -234,24 +219,26 @@ impl GuestInstance {
         database: Option<&str>,
     ) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin(format!("change-user({user:?})"));
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_change_user(&mut self.store, conn.0, user, password, database).await;
+        let result = self
+            .exports
+            .change_user()
+            .call_async(&mut self.store, (conn.0, user, password, database))
+            .await
+            .map(|(r,)| r);
         self.end(call, result)
     }
 
     /// SHOW WARNINGS for the last statement.
     pub async fn warnings(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<Vec<Warning>, MysqlError>> {
         let call = self.begin("warnings()");
-        let api = self.client.leashed_mysql_connection().connection();
-        let result = api.call_warnings(&mut self.store, conn.0).await;
+        let result = self.exports.warnings().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
         self.end(call, result)
     }
 
     /// Closes the connection (COM_QUIT, release of the lent sockets) and drops the guest's handle.
     pub async fn close(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("close()");
-        let api = self.client.leashed_mysql_connection().connection();
-        let closed = api.call_close(&mut self.store, conn.0).await;
+        let closed = self.exports.close().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
         let dropped = match closed {
             Ok(closed) => conn.0.resource_drop_async(&mut self.store).await.map(|()| closed),
             Err(trap) => Err(trap),

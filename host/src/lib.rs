@@ -27,6 +27,7 @@ pub mod bindings;
 pub mod component;
 pub mod compose;
 pub mod error_text;
+pub mod exports;
 #[cfg(test)]
 mod fuzz_parsers;
 pub mod guest_stderr;

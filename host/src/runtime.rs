@@ -3,12 +3,12 @@
 //! the guest in [`crate::instance`] (the leashed MySQL guest) and [`crate::invoke`] (any
 //! component that imports leashed:net).
 
-use crate::bindings::{Client, ClientPre};
 use crate::component::ComponentSource;
+use crate::exports::{ExportIndices, INTERFACE};
 use crate::instance::GuestInstance;
 use crate::policy::Policy;
 use crate::state::HostState;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::error::Context;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -98,7 +98,8 @@ pub fn prepare(
 /// be instantiated any number of times, each in its own store.
 pub struct Runtime {
     engine: Engine,
-    pre: ClientPre<HostState>,
+    pre: InstancePre<HostState>,
+    exports: ExportIndices,
 }
 
 impl Runtime {
@@ -107,16 +108,16 @@ impl Runtime {
     pub fn new(source: &ComponentSource) -> wasmtime::Result<Self> {
         let engine = engine()?;
         let (_, instance_pre) = prepare(&engine, source)?;
-        let pre = ClientPre::new(instance_pre).with_context(|| {
-            format!("{} does not export the leashed:mysql client (leashed:mysql/connection@0.2.0)", source.describe())
-        })?;
-        Ok(Runtime { engine, pre })
+        let exports = ExportIndices::new(instance_pre.component())
+            .with_context(|| format!("{} does not export the leashed:mysql client ({INTERFACE})", source.describe()))?;
+        Ok(Runtime { engine, pre: instance_pre, exports })
     }
 
     /// A fresh instance in its own store, under `policy`.
     pub async fn instantiate(&self, policy: Policy) -> wasmtime::Result<GuestInstance> {
         let mut store = crate::state::new_store(&self.engine, policy);
-        let client: Client = self.pre.instantiate_async(&mut store).await.context("instantiating the guest")?;
-        Ok(GuestInstance::new(store, client))
+        let instance = self.pre.instantiate_async(&mut store).await.context("instantiating the guest")?;
+        let exports = self.exports.load(&mut store, &instance).context("instantiating the guest")?;
+        Ok(GuestInstance::new(store, exports))
     }
 }
