@@ -131,9 +131,6 @@ mod tests {
         )
         .err()
         .expect("no functions");
-        assert_eq!(
-            partial.to_string(),
-            "`leashed:mysql/connection@0.2.0` does not export `[static]connection.open`"
-        );
+        assert_eq!(partial.to_string(), "`leashed:mysql/connection@0.2.0` does not export `[static]connection.open`");
     }
 }
