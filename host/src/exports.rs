@@ -16,22 +16,24 @@ use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Resou
 use wasmtime::{AsContextMut, Result, format_err};
 
 /// The exported interface every function below belongs to.
-pub const INTERFACE: &str = "leashed:mysql/connection@0.2.0";
+pub(crate) const INTERFACE: &str = "leashed:mysql/connection@0.2.0";
 
 /// Declares the exports: for each, its name in the interface, its parameters and its result.
 /// Generates where to find them (`ExportIndices`), an instance's functions (`GuestExports`) and
 /// one typed accessor per function.
 macro_rules! guest_exports {
     ($( $field:ident = $name:literal ( $($param:ty),* ) -> $result:ty; )*) => {
-        /// Where each export sits in the component, found once; and whether their types have
-        /// been checked against the ones below.
-        pub struct ExportIndices {
+        /// Where each export sits in one component, found once; and whether their types have
+        /// been checked against the ones below. Crate-private, as is [`GuestExports`]: only
+        /// [`crate::runtime::Runtime`] makes them, from its one `InstancePre`, which is what
+        /// makes skipping the check sound.
+        pub(crate) struct ExportIndices {
             $( $field: ComponentExportIndex, )*
             checked: AtomicBool,
         }
 
         /// One instance's exported functions.
-        pub struct GuestExports {
+        pub(crate) struct GuestExports {
             $( $field: Func, )*
         }
 
@@ -50,7 +52,9 @@ macro_rules! guest_exports {
             }
 
             /// `instance`'s functions. The first instance's are typechecked; if one does not
-            /// have the type this host calls it with, the error names it.
+            /// have the type this host calls it with, the error names it. `instance` must be an
+            /// instance of the component these indices were found in: later ones are not
+            /// checked again.
             pub fn load(&self, mut store: impl AsContextMut, instance: &Instance) -> Result<GuestExports> {
                 let mut store = store.as_context_mut();
                 if !self.checked.load(Ordering::Acquire) {

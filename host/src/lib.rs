@@ -11,7 +11,8 @@
 //! - [`state`]: the per-store state the imports work on; [`memory`]: the guest memory's peak;
 //!   [`guest_stderr`]: the tail of the guest's stderr; [`trap_text`]: a trap's kind in words.
 //! - [`component`], [`runtime`]: loading a component and instantiating it (wiring only).
-//! - [`instance`]: typed calls into a guest instance's leashed:mysql exports.
+//! - [`instance`]: typed calls into a guest instance's leashed:mysql exports (found, and
+//!   typechecked once per runtime, by the crate-private `exports`).
 //! - [`invoke`]: any component that imports leashed:net, its exports called by name under audit.
 //! - [`render`]: result sets as a mysql-style table or as JSON; [`error_text`]: a guest-reported
 //!   error in a user's words, naming the server.
@@ -27,7 +28,7 @@ pub mod bindings;
 pub mod component;
 pub mod compose;
 pub mod error_text;
-pub mod exports;
+mod exports;
 #[cfg(test)]
 mod fuzz_parsers;
 pub mod guest_stderr;
