@@ -31,7 +31,7 @@ impl fmt::Display for CallId {
 const SQL_LABEL_CHARS: usize = 200;
 
 /// An export call's name, e.g. `query("SELECT 1")`. A statement is kept as its text (cut after
-/// [`SQL_LABEL_CHARS`] characters) and quoted only when a report names the call: most calls
+/// 200 characters, `SQL_LABEL_CHARS`) and quoted only when a report names the call: most calls
 /// leave nothing behind and are never named, and a round trip should not pay for escaping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallName {
@@ -42,7 +42,7 @@ pub enum CallName {
 }
 
 impl CallName {
-    /// `op("sql")`, with `sql` cut after [`SQL_LABEL_CHARS`] characters.
+    /// `op("sql")`, with `sql` cut after 200 characters (`SQL_LABEL_CHARS`).
     pub fn sql(op: &'static str, sql: &str) -> CallName {
         match sql.char_indices().nth(SQL_LABEL_CHARS) {
             None => CallName::Sql { op, sql: sql.to_owned(), cut: false },

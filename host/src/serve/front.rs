@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 const LISTEN_BACKLOG: u32 = 65_535;
 
 /// Listens on `address` (HOST:PORT; the first of its addresses that binds) with
-/// [`LISTEN_BACKLOG`].
+/// `LISTEN_BACKLOG`.
 pub async fn listen(address: &str) -> io::Result<TcpListener> {
     let mut last = io::Error::new(io::ErrorKind::InvalidInput, "the address resolves to nothing");
     for addr in tokio::net::lookup_host(address).await? {

@@ -4,10 +4,10 @@
 //! - this file: loading the plugin (composing it with the MySQL guest when it imports
 //!   leashed:mysql), the engine (pooling allocator, epoch ticks), the accept loop (under
 //!   `--max-client-connections`) and shutdown;
-//! - [`config`]: what the operator chose; [`request`]: one request, top to bottom;
-//! - [`limits`]: the limits on clients and their clocks; [`front`]: a client connection under
-//!   them; [`body`]: a request body, read ahead of the request's slot;
-//! - [`held`]: holding a response back until its audit is known (`--deny-leaks`);
+//! - [`config`]: what the operator chose; `request`: one request, top to bottom;
+//! - [`limits`]: the limits on clients and their clocks; `front`: a client connection under
+//!   them; `body`: a request body, read ahead of the request's slot;
+//! - `held`: holding a response back until its audit is known (`--deny-leaks`);
 //! - [`totals`]: the run's counters and its final `audit:` line.
 //!
 //! Nothing here outlives the server: the epoch ticker stops with the engine, and at shutdown
