@@ -11,6 +11,7 @@
 //! types are the ones already checked. The types are bindgen's; only the loading is ours.
 
 use crate::bindings::{Column, ConnectOptions, MysqlError, QueryError, ResultSet, Value, Warning};
+use crate::state::HostState;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, ResourceAny, TypedFunc};
 use wasmtime::{AsContextMut, Result, format_err};
@@ -20,7 +21,7 @@ pub(crate) const INTERFACE: &str = "leashed:mysql/connection@0.2.0";
 
 /// Declares the exports: for each, its name in the interface, its parameters and its result.
 /// Generates where to find them (`ExportIndices`), an instance's functions (`GuestExports`) and
-/// one typed accessor per function.
+/// one method per function that calls it.
 macro_rules! guest_exports {
     ($( $field:ident = $name:literal ( $($param:ty),* ) -> $result:ty; )*) => {
         /// Where each export sits in one component, found once; and whether their types have
@@ -74,12 +75,17 @@ macro_rules! guest_exports {
 
         impl GuestExports {
             $(
-                #[doc = concat!("`", $name, "`.")]
-                pub fn $field(&self) -> TypedFunc<( $($param,)* ), ($result,)> {
+                #[doc = concat!("Calls `", $name, "` and returns its result.")]
+                pub async fn $field(
+                    &self,
+                    store: &mut wasmtime::Store<HostState>,
+                    args: ( $($param,)* ),
+                ) -> Result<$result> {
                     // SAFETY: `ExportIndices::load` typechecked this export with these very
                     // types on the first instance of the component; every `GuestExports` comes
                     // from an instance of that same component (one `InstancePre`).
-                    unsafe { TypedFunc::new_unchecked(self.$field) }
+                    let func = unsafe { TypedFunc::<( $($param,)* ), ($result,)>::new_unchecked(self.$field) };
+                    Ok(func.call_async(store, args).await?.0)
                 }
             )*
         }

@@ -50,7 +50,7 @@ impl GuestInstance {
     /// Connects and logs in.
     pub async fn open(&mut self, options: &ConnectOptions) -> wasmtime::Result<Result<MysqlHandle, MysqlError>> {
         let call = self.begin(format!("open(mysql://{}@{}:{})", options.user, options.host, options.port));
-        let result = self.exports.open().call_async(&mut self.store, (options,)).await.map(|(r,)| r);
+        let result = self.exports.open(&mut self.store, (options,)).await;
         Ok(self.end(call, result)?.map(MysqlHandle))
     }
 
@@ -61,7 +61,7 @@ impl GuestInstance {
         sql: &str,
     ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
         let call = self.begin(CallName::sql("query", sql));
-        let result = self.exports.query().call_async(&mut self.store, (conn.0, sql)).await.map(|(r,)| r);
+        let result = self.exports.query(&mut self.store, (conn.0, sql)).await;
         self.end(call, result)
     }
 
@@ -72,14 +72,14 @@ impl GuestInstance {
         sql: &str,
     ) -> wasmtime::Result<Result<RowStreamHandle, MysqlError>> {
         let call = self.begin(CallName::sql("query-stream", sql));
-        let result = self.exports.query_stream().call_async(&mut self.store, (conn.0, sql)).await.map(|(r,)| r);
+        let result = self.exports.query_stream(&mut self.store, (conn.0, sql)).await;
         Ok(self.end(call, result)?.map(RowStreamHandle))
     }
 
     /// A stream's columns.
     pub async fn stream_columns(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Vec<Column>> {
         let call = self.begin("row-stream.columns()");
-        let result = self.exports.stream_columns().call_async(&mut self.store, (stream.0,)).await.map(|(r,)| r);
+        let result = self.exports.stream_columns(&mut self.store, (stream.0,)).await;
         self.end(call, result)
     }
 
@@ -90,21 +90,21 @@ impl GuestInstance {
         max: u32,
     ) -> wasmtime::Result<Result<Vec<Vec<Value>>, MysqlError>> {
         let call = self.begin(format!("next-batch({max})"));
-        let result = self.exports.next_batch().call_async(&mut self.store, (stream.0, max)).await.map(|(r,)| r);
+        let result = self.exports.next_batch(&mut self.store, (stream.0, max)).await;
         self.end(call, result)
     }
 
     /// The stream's outcome (its result set without rows) once its last row has been read.
     pub async fn stream_outcome(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Option<ResultSet>> {
         let call = self.begin("row-stream.outcome()");
-        let result = self.exports.stream_outcome().call_async(&mut self.store, (stream.0,)).await.map(|(r,)| r);
+        let result = self.exports.stream_outcome(&mut self.store, (stream.0,)).await;
         self.end(call, result)
     }
 
     /// Closes a stream (reading what is left) and drops the guest's handle.
     pub async fn close_stream(&mut self, stream: RowStreamHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("row-stream.close()");
-        let closed = self.exports.close_stream().call_async(&mut self.store, (stream.0,)).await.map(|(r,)| r);
+        let closed = self.exports.close_stream(&mut self.store, (stream.0,)).await;
         let dropped = match closed {
             Ok(closed) => stream.0.resource_drop_async(&mut self.store).await.map(|()| closed),
             Err(trap) => Err(trap),
@@ -129,7 +129,7 @@ impl GuestInstance {
         sql: &str,
     ) -> wasmtime::Result<Result<StatementHandle, MysqlError>> {
         let call = self.begin(CallName::sql("prepare", sql));
-        let result = self.exports.prepare().call_async(&mut self.store, (conn.0, sql)).await.map(|(r,)| r);
+        let result = self.exports.prepare(&mut self.store, (conn.0, sql)).await;
         Ok(self.end(call, result)?.map(StatementHandle))
     }
 
@@ -141,8 +141,7 @@ impl GuestInstance {
         piece: &[u8],
     ) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin(format!("send-long-data({index}, {} bytes)", piece.len()));
-        let result =
-            self.exports.send_long_data().call_async(&mut self.store, (stmt.0, index, piece)).await.map(|(r,)| r);
+        let result = self.exports.send_long_data(&mut self.store, (stmt.0, index, piece)).await;
         self.end(call, result)
     }
 
@@ -153,14 +152,14 @@ impl GuestInstance {
         params: &[Value],
     ) -> wasmtime::Result<Result<Vec<ResultSet>, QueryError>> {
         let call = self.begin(format!("execute({} params)", params.len()));
-        let result = self.exports.execute().call_async(&mut self.store, (stmt.0, params)).await.map(|(r,)| r);
+        let result = self.exports.execute(&mut self.store, (stmt.0, params)).await;
         self.end(call, result)
     }
 
     /// Frees a prepared statement (COM_STMT_CLOSE) and drops the guest's handle.
     pub async fn close_statement(&mut self, stmt: StatementHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("statement.close()");
-        let closed = self.exports.close_statement().call_async(&mut self.store, (stmt.0,)).await.map(|(r,)| r);
+        let closed = self.exports.close_statement(&mut self.store, (stmt.0,)).await;
         let dropped = match closed {
             Ok(closed) => stmt.0.resource_drop_async(&mut self.store).await.map(|()| closed),
             Err(trap) => Err(trap),
@@ -171,42 +170,42 @@ impl GuestInstance {
     /// COM_PING.
     pub async fn ping(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("ping()");
-        let result = self.exports.ping().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
+        let result = self.exports.ping(&mut self.store, (conn.0,)).await;
         self.end(call, result)
     }
 
     /// The server's version from its greeting.
     pub async fn server_version(&mut self, conn: MysqlHandle) -> wasmtime::Result<String> {
         let call = self.begin("server-version()");
-        let result = self.exports.server_version().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
+        let result = self.exports.server_version(&mut self.store, (conn.0,)).await;
         self.end(call, result)
     }
 
     /// The server's id for the session.
     pub async fn connection_id(&mut self, conn: MysqlHandle) -> wasmtime::Result<u32> {
         let call = self.begin("connection-id()");
-        let result = self.exports.connection_id().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
+        let result = self.exports.connection_id(&mut self.store, (conn.0,)).await;
         self.end(call, result)
     }
 
     /// Whether the connection is encrypted.
     pub async fn uses_tls(&mut self, conn: MysqlHandle) -> wasmtime::Result<bool> {
         let call = self.begin("uses-tls()");
-        let result = self.exports.uses_tls().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
+        let result = self.exports.uses_tls(&mut self.store, (conn.0,)).await;
         self.end(call, result)
     }
 
     /// COM_INIT_DB.
     pub async fn select_db(&mut self, conn: MysqlHandle, database: &str) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin(format!("select-db({database:?})"));
-        let result = self.exports.select_db().call_async(&mut self.store, (conn.0, database)).await.map(|(r,)| r);
+        let result = self.exports.select_db(&mut self.store, (conn.0, database)).await;
         self.end(call, result)
     }
 
     /// COM_RESET_CONNECTION.
     pub async fn reset(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("reset()");
-        let result = self.exports.reset().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
+        let result = self.exports.reset(&mut self.store, (conn.0,)).await;
         self.end(call, result)
     }
 
@@ -219,26 +218,21 @@ impl GuestInstance {
         database: Option<&str>,
     ) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin(format!("change-user({user:?})"));
-        let result = self
-            .exports
-            .change_user()
-            .call_async(&mut self.store, (conn.0, user, password, database))
-            .await
-            .map(|(r,)| r);
+        let result = self.exports.change_user(&mut self.store, (conn.0, user, password, database)).await;
         self.end(call, result)
     }
 
     /// SHOW WARNINGS for the last statement.
     pub async fn warnings(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<Vec<Warning>, MysqlError>> {
         let call = self.begin("warnings()");
-        let result = self.exports.warnings().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
+        let result = self.exports.warnings(&mut self.store, (conn.0,)).await;
         self.end(call, result)
     }
 
     /// Closes the connection (COM_QUIT, release of the lent sockets) and drops the guest's handle.
     pub async fn close(&mut self, conn: MysqlHandle) -> wasmtime::Result<Result<(), MysqlError>> {
         let call = self.begin("close()");
-        let closed = self.exports.close().call_async(&mut self.store, (conn.0,)).await.map(|(r,)| r);
+        let closed = self.exports.close(&mut self.store, (conn.0,)).await;
         let dropped = match closed {
             Ok(closed) => conn.0.resource_drop_async(&mut self.store).await.map(|()| closed),
             Err(trap) => Err(trap),
